@@ -1,0 +1,17 @@
+# `make book` sets up and builds the book into _build/html; `make test` sets up and runs every test.
+.PHONY: setup book test benchmark clean
+
+setup:
+	@bash scripts/setup.sh
+
+book: setup
+	.venv/bin/jupyter-book build book/ --config _config.yml --toc "$(CURDIR)/_toc.yml" --all -W --keep-going
+
+test: setup
+	.venv/bin/python -m pytest --nbval-lax
+
+benchmark: setup
+	.venv/bin/python -m benchmarks.curvature
+
+clean:
+	rm -rf _build book/*.ipynb

@@ -1,0 +1,210 @@
+"""Curvature of the training loss from Hessian-vector products: top eigenvalue, trace, Frobenius norm.
+
+A :class:`HessianOperator` computes v ↦ H v at one parameter point, for one model or for a stack of M
+independent models (parameters stacked along a leading axis, loss Σ_m L_m, so H is block diagonal and one
+product serves all M). Vectors are always [M, P]; results for an unstacked operator have the M axis removed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from helpers.device import generator
+from helpers.losses import Loss
+
+LossFunction = Callable[[Sequence[torch.Tensor]], torch.Tensor]
+
+
+def flatten(tensors: Sequence[torch.Tensor], batch: int) -> torch.Tensor:
+    """Concatenate tensors with a leading axis of size ``batch`` into one [batch, P] matrix."""
+    return torch.cat([t.reshape(batch, -1) for t in tensors], dim=1)
+
+
+def unflatten(vec: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Split a [batch, P] matrix into tensors shaped like ``like``."""
+    sizes = [t.numel() // vec.shape[0] for t in like]
+    return [piece.reshape(t.shape) for piece, t in zip(vec.split(sizes, dim=1), like)]
+
+
+def model_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor],
+                                                                                      LossFunction]:
+    """The parameters θ of ``model`` and the function θ ↦ L(f(x; θ), y)."""
+    names = [name for name, _ in model.named_parameters()]
+    params = [p.detach() for _, p in model.named_parameters()]
+
+    def fn(theta: Sequence[torch.Tensor]) -> torch.Tensor:
+        return loss(functional_call(model, dict(zip(names, theta)), (x,)), y)
+
+    return params, fn
+
+
+def stacked_loss(models: Sequence[nn.Module], loss: Loss, x: torch.Tensor, y: torch.Tensor) -> tuple[
+        list[torch.Tensor], LossFunction]:
+    """Stacked parameters [M, ...] of same-shaped ``models`` and the function θ ↦ Σ_m L(f(x; θ_m), y)."""
+    params, buffers = stack_module_state(list(models))
+    names = list(params)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def one(theta: dict, state: dict) -> torch.Tensor:
+        return loss(functional_call(base, (theta, state), (x,)), y)
+
+    def fn(theta: Sequence[torch.Tensor]) -> torch.Tensor:
+        return vmap(one)(dict(zip(names, theta)), buffers).sum()
+
+    return [params[n].detach() for n in names], fn
+
+
+class HessianOperator:
+    """v ↦ H v at fixed θ, reusing one retained double-backward graph for every product: H v = ∂(∇L·v)/∂θ."""
+
+    def __init__(self, loss_fn: LossFunction, params: Sequence[torch.Tensor], stacked: bool = False) -> None:
+        self.params = [p.detach().requires_grad_(True) for p in params]
+        self.stacked = stacked
+        self.batch = self.params[0].shape[0] if stacked else 1
+        self.dim = sum(p.numel() for p in self.params) // self.batch
+        loss = loss_fn(self.params)
+        self.loss = loss.detach()
+        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        self.n_products = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.params[0].device
+
+    @property
+    def gradient(self) -> torch.Tensor:
+        """∇L at θ as a [M, P] matrix."""
+        return flatten([g.detach() for g in self.grads], self.batch)
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """Return H v for v of shape [M, P]."""
+        pieces = unflatten(v, self.params)
+        hv = torch.autograd.grad(self.grads, self.params, grad_outputs=pieces, retain_graph=True)
+        self.n_products += 1
+        return flatten(hv, self.batch)
+
+    def squeeze(self, t: torch.Tensor) -> torch.Tensor:
+        """Drop the leading model axis for an unstacked operator."""
+        return t if self.stacked else t[0]
+
+
+def random_vectors(op: HessianOperator, seed: int, rademacher: bool = False) -> torch.Tensor:
+    """Seeded [M, P] random vectors on the operator's device (Gaussian, or ±1 entries)."""
+    z = torch.randn(op.batch, op.dim, generator=generator(seed))
+    if rademacher:
+        z = torch.sign(z)
+    return z.to(op.device)
+
+
+@dataclass
+class Eigen:
+    """A top eigenpair estimate: eigenvalue, unit eigenvector, residual ‖Hq − λq‖, convergence, products used."""
+
+    eigenvalue: torch.Tensor
+    eigenvector: torch.Tensor
+    residual: torch.Tensor
+    converged: torch.Tensor
+    n_products: int
+
+
+def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float = 1e-3, max_iter: int = 100,
+            seed: int = 0) -> Eigen:
+    """Largest algebraic eigenvalue of H by Lanczos with full reorthogonalization.
+
+    Stops when every model's Ritz residual β_k |s_k| ≤ tol · |θ| (so |θ − λ| ≤ tol · |θ| for some eigenvalue λ),
+    or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step.
+    """
+    start = random_vectors(op, seed) if v0 is None else v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
+    q = start / start.norm(dim=1, keepdim=True)
+    basis, alphas, betas = [q], [], []
+    tiny = torch.finfo(torch.float32).tiny
+    for k in range(max_iter):
+        w = op(q)
+        alphas.append((w * q).sum(dim=1))
+        Q = torch.stack(basis, dim=1)
+        for _ in range(2):
+            w = w - torch.einsum("mkp,mk->mp", Q, torch.einsum("mkp,mp->mk", Q, w))
+        beta = w.norm(dim=1)
+        T = torch.diag_embed(torch.stack(alphas, dim=1).double())
+        if betas:
+            off = torch.stack(betas, dim=1).double()
+            T = T + torch.diag_embed(off, offset=1) + torch.diag_embed(off, offset=-1)
+        theta, S = torch.linalg.eigh(T)
+        top, s = theta[:, -1], S[:, :, -1]
+        residual = beta.double() * s[:, -1].abs()
+        converged = residual <= tol * top.abs()
+        if bool(converged.all()) or k + 1 == max_iter:
+            break
+        betas.append(beta)
+        q = w / beta.clamp_min(tiny).unsqueeze(1)
+        basis.append(q)
+    vec = torch.einsum("mkp,mk->mp", Q, s.to(Q.dtype))
+    vec = vec / vec.norm(dim=1, keepdim=True)
+    return Eigen(op.squeeze(top.float()), op.squeeze(vec), op.squeeze(residual.float()), op.squeeze(converged),
+                 k + 1)
+
+
+def power_iteration(op: HessianOperator, *, n_iter: int = 20, seed: int = 0) -> Eigen:
+    """The paper's estimate: v ← Hv/‖Hv‖ from a random start, λ = vᵀHv at the last step (``n_iter`` products).
+
+    It finds the eigenvalue of largest magnitude, which is the top one only while that one is positive.
+    """
+    v = random_vectors(op, seed)
+    v = v / v.norm(dim=1, keepdim=True)
+    for _ in range(n_iter):
+        hv = op(v)
+        eig = (v * hv).sum(dim=1)
+        residual = (hv - eig.unsqueeze(1) * v).norm(dim=1)
+        v = hv / hv.norm(dim=1, keepdim=True)
+    return Eigen(op.squeeze(eig), op.squeeze(v), op.squeeze(residual), op.squeeze(torch.zeros_like(eig).bool()),
+                 n_iter)
+
+
+@dataclass
+class Estimate:
+    """A Monte Carlo estimate with its standard error."""
+
+    mean: torch.Tensor
+    stderr: torch.Tensor
+
+
+def _rademacher_moments(op: HessianOperator, n_samples: int, seed: int) -> tuple[Estimate, Estimate]:
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
+    quad, sq = [], []
+    for i in range(n_samples):
+        z = random_vectors(op, seed + i, rademacher=True)
+        hz = op(z)
+        quad.append((z * hz).sum(dim=1))
+        sq.append(hz.pow(2).sum(dim=1))
+    out = []
+    for samples in (torch.stack(quad), torch.stack(sq)):
+        out.append(Estimate(op.squeeze(samples.mean(0)), op.squeeze(samples.std(0) / n_samples**0.5)))
+    return out[0], out[1]
+
+
+def hutchinson_trace(op: HessianOperator, *, n_samples: int = 100, seed: int = 0) -> Estimate:
+    """tr H ≈ mean over Rademacher z of zᵀHz."""
+    return _rademacher_moments(op, n_samples, seed)[0]
+
+
+def frobenius_norm_sq(op: HessianOperator, *, n_samples: int = 100, seed: int = 0) -> Estimate:
+    """‖H‖_F² = tr(H²) ≈ mean over Rademacher z of ‖Hz‖²."""
+    return _rademacher_moments(op, n_samples, seed)[1]
+
+
+def exact_hessian(loss_fn: LossFunction, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The dense [P, P] Hessian of an unstacked loss, by ``torch.func.hessian`` on the flat parameter vector."""
+    like = [p.detach() for p in params]
+    flat = flatten(like, 1)[0]
+
+    def on_flat(theta: torch.Tensor) -> torch.Tensor:
+        return loss_fn(unflatten(theta.unsqueeze(0), like))
+
+    return torch.func.hessian(on_flat)(flat)

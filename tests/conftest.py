@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny datasets in the real on-disk formats, written by the tests themselves."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (magic 0x0000 0x08 ndim, big-endian dims, raw bytes)."""
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A data root with MNIST-format gzipped IDX files: 50 training and 20 test images of 28×28."""
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    arrays = {}
+    for split, n in (("train", 50), ("t10k", 20)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        write_idx(raw / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte.gz", labels)
+        arrays[f"{split}-images"], arrays[f"{split}-labels"] = images, labels
+    return tmp_path, arrays
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A data root holding a CIFAR-10 python tarball: five training batches of 4 images and a test batch of 3."""
+    rng = np.random.default_rng(1)
+    arrays, members = {}, {}
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in batches:
+        n = 3 if name == "test_batch" else 4
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).tolist()
+        members[name] = pickle.dumps({"data": data, "labels": labels})
+        arrays[name] = (data, labels)
+    members["batches.meta"] = pickle.dumps({"label_names": [f"class{i}" for i in range(10)]})
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return tmp_path, arrays
