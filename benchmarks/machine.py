@@ -1,0 +1,22 @@
+"""One line naming the machine a benchmark ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import date
+
+import torch
+
+
+def describe_machine(device: torch.device) -> str:
+    """CPU model, core count, torch version and threads, and the device used, with today's date."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    return (f"Machine: {cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads; device {device}; run on {date.today().isoformat()}.")

@@ -1,0 +1,35 @@
+"""Losses: MSE is ½·mean over batch and classes; cross-entropy matches torch's on one-hot targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.losses import cross_entropy, get_loss, mse
+
+
+def test_mse_is_half_the_mean_over_batch_and_classes():
+    rng = np.random.default_rng(0)
+    f, y = rng.normal(size=(7, 10)), rng.normal(size=(7, 10))
+    expected = 0.5 * np.mean((f - y) ** 2)
+    assert mse(torch.tensor(f), torch.tensor(y)).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_zero_output_on_one_hot_labels_gives_005():
+    y = torch.nn.functional.one_hot(torch.tensor([3, 1, 4, 1, 5, 9]), 10).float()
+    assert mse(torch.zeros_like(y), y).item() == pytest.approx(0.05, abs=1e-8)
+
+
+def test_cross_entropy_matches_torch():
+    torch.manual_seed(0)
+    f = torch.randn(9, 10)
+    labels = torch.randint(0, 10, (9,))
+    y = torch.nn.functional.one_hot(labels, 10).float()
+    assert torch.allclose(cross_entropy(f, y), torch.nn.functional.cross_entropy(f, labels))
+
+
+def test_loss_lookup():
+    assert get_loss("mse") is mse and get_loss("xent") is cross_entropy
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        get_loss("l1")
