@@ -44,20 +44,34 @@ def model_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor) -
     return params, fn
 
 
-def stacked_loss(models: Sequence[nn.Module], loss: Loss, x: torch.Tensor, y: torch.Tensor) -> tuple[
-        list[torch.Tensor], LossFunction]:
-    """Stacked parameters [M, ...] of same-shaped ``models`` and the function θ ↦ Σ_m L(f(x; θ_m), y)."""
+Forward = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+def stack_models(models: Sequence[nn.Module]) -> tuple[list[torch.Tensor], Forward]:
+    """Stacked parameters [M, ...] of same-shaped ``models`` and the stacked forward (θ, x) ↦ f(x; θ_m) [M, n, k]."""
     params, buffers = stack_module_state(list(models))
     names = list(params)
     base = copy.deepcopy(models[0]).to("meta")
 
-    def one(theta: dict, state: dict) -> torch.Tensor:
-        return loss(functional_call(base, (theta, state), (x,)), y)
+    def one(theta: dict, state: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (theta, state), (x,))
 
-    def fn(theta: Sequence[torch.Tensor]) -> torch.Tensor:
-        return vmap(one)(dict(zip(names, theta)), buffers).sum()
+    def forward(theta: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return vmap(one, in_dims=(0, 0, None))(dict(zip(names, theta)), buffers, x)
 
-    return [params[n].detach() for n in names], fn
+    return [params[n].detach() for n in names], forward
+
+
+def per_model_loss(loss: Loss, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss of each model in a stack: outputs [M, n, k], labels [n, k] → [M]."""
+    return vmap(loss, in_dims=(0, None))(outputs, y)
+
+
+def stacked_loss(models: Sequence[nn.Module], loss: Loss, x: torch.Tensor, y: torch.Tensor) -> tuple[
+        list[torch.Tensor], LossFunction]:
+    """Stacked parameters [M, ...] of same-shaped ``models`` and the function θ ↦ Σ_m L(f(x; θ_m), y)."""
+    params, forward = stack_models(models)
+    return params, lambda theta: per_model_loss(loss, forward(theta, x), y).sum()
 
 
 class HessianOperator:

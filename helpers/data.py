@@ -29,6 +29,7 @@ IDX_FILES = (
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+TRAIN_SIZES = {"fashion-mnist": 60000, "mnist": 60000, "cifar10": 50000}
 CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR_FOLDER = "cifar-10-batches-py"
 

@@ -1,0 +1,111 @@
+"""What defines a sweep of early-training runs, validated before any work starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from helpers.build import ModelSpec
+from helpers.data import TRAIN_SIZES, canonical_name
+from helpers.losses import LOSSES
+
+SHARPNESS_METHODS = ("lanczos", "power")
+
+
+def c_grid(x_max: float = 6.0, x_step: float = 0.1, x_min: float = 0.0) -> tuple[float, ...]:
+    """The study's grid c = 2^x for x = x_min, x_min + x_step, …, x_max (rounded to 1e-6 to be exact in files)."""
+    if x_step <= 0 or x_max < x_min:
+        raise ValueError(f"need x_step > 0 and x_max ≥ x_min, got x_min={x_min}, x_max={x_max}, x_step={x_step}")
+    count = int(math.floor((x_max - x_min) / x_step + 1e-9)) + 1
+    return tuple(round(2.0 ** (x_min + i * x_step), 6) for i in range(count))
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One sweep: a network, data, loss, SGD settings, the grid of c (η = c/λ^H_0) and the initialization seeds.
+
+    ``n_train`` examples (a seeded subset) are the training set and the measurement set of L_t; the first
+    ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``measure_at`` lists the steps at
+    which the sharpness is measured (None: every step). ``stack`` is how many runs train together as one stack
+    of models (None: one on CPU, up to 16 on a GPU).
+    """
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    dataset: str = "fashion-mnist"
+    loss: str = "mse"
+    n_train: int = 5120
+    n_sharpness: int = 2048
+    batch_size: int = 512
+    steps: int = 10
+    c_values: tuple[float, ...] = field(default_factory=c_grid)
+    seeds: tuple[int, ...] = (0,)
+    data_seed: int = 0
+    sharpness: str = "lanczos"
+    lanczos_tol: float = 1e-3
+    measure_at: tuple[int, ...] | None = None
+    diverge_loss: float = 1e5
+    stack: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dataset", canonical_name(self.dataset))
+        object.__setattr__(self, "c_values", tuple(float(c) for c in self.c_values))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if self.measure_at is not None:
+            object.__setattr__(self, "measure_at", tuple(sorted(set(int(t) for t in self.measure_at))))
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        for name in ("n_train", "n_sharpness", "batch_size", "steps"):
+            _positive_int(name, getattr(self, name))
+        if not self.c_values:
+            raise ValueError("c_values is empty: give at least one learning-rate constant c")
+        if any(not (c > 0 and math.isfinite(c)) for c in self.c_values):
+            raise ValueError(f"every c must be positive and finite, got {self.c_values}")
+        if any(b <= a for a, b in zip(self.c_values, self.c_values[1:])):
+            raise ValueError(f"c_values must be strictly increasing, got {self.c_values}")
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        if self.n_train > TRAIN_SIZES[self.dataset]:
+            raise ValueError(f"n_train={self.n_train} is larger than the {self.dataset} training set "
+                             f"({TRAIN_SIZES[self.dataset]} examples)")
+        if self.n_sharpness > self.n_train:
+            raise ValueError(f"the sharpness subset (n_sharpness={self.n_sharpness}) is larger than the training "
+                             f"subset it is drawn from (n_train={self.n_train})")
+        if self.sharpness not in SHARPNESS_METHODS:
+            raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
+        if self.measure_at is not None and any(t < 0 or t > self.steps for t in self.measure_at):
+            raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
+        if self.stack is not None:
+            _positive_int("stack", self.stack)
+
+    def with_model(self, **changes: Any) -> SweepConfig:
+        """The same sweep for a model with some fields changed (e.g. ``width=256``)."""
+        return replace(self, model=replace(self.model, **changes))
+
+    def key_dict(self) -> dict:
+        """Everything that determines a run's numbers (not the seeds, which index units, nor ``stack``)."""
+        out = asdict(self)
+        out.pop("seeds")
+        out.pop("stack")
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SweepConfig:
+        """Build from plain values (a preset or papermill parameters); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known - {f.name for f in fields(ModelSpec)}
+        if unknown:
+            raise ValueError(f"unknown sweep parameters {sorted(unknown)}")
+        model = {k: v for k, v in values.items() if k in {f.name for f in fields(ModelSpec)}}
+        rest = {k: v for k, v in values.items() if k in known and k != "model"}
+        for name in ("c_values", "seeds", "measure_at"):
+            if rest.get(name) is not None:
+                rest[name] = tuple(rest[name])
+        return cls(model=ModelSpec(**model), **rest)

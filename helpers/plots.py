@@ -1,0 +1,73 @@
+"""The book's figures: trajectories coloured by c, phase diagrams with their four shaded phases, orderings."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+
+from helpers.phases import CONSTANTS, PHASES, polynomial_fit
+
+PHASE_COLOURS = dict(zip(PHASES, ("#cfe3f3", "#fde3c4", "#f7c6c6", "#dddddd")))
+CONSTANT_STYLE = {"c_loss": ("tab:blue", "o", r"$\langle c_{loss}\rangle$"),
+                  "c_sharp": ("tab:red", "s", r"$\langle c_{sharp}\rangle$"),
+                  "c_max": ("black", "^", r"$\langle c_{max}\rangle$"),
+                  "c_barrier": ("tab:green", "D", r"$\langle c_{barrier}\rangle$")}
+
+
+def plot_trajectories(runs: pd.DataFrame, axes: tuple[Axes, Axes], cmap: str = "viridis") -> None:
+    """Normalized loss L_t/L_0 and sharpness λ^H_t/λ^H_0 against step, one line per c, coloured by c (log)."""
+    norm = LogNorm(runs["c"].min(), max(runs["c"].max(), runs["c"].min() * 1.01))
+    colours = plt.get_cmap(cmap)
+    for c, run in runs.groupby("c"):
+        run = run[~run["diverged"]].sort_values("step")
+        sharp = run.dropna(subset=["sharpness"])
+        axes[0].plot(run["step"], run["loss"] / run["loss0"], color=colours(norm(c)), marker=".")
+        axes[1].plot(sharp["step"], sharp["sharpness"] / sharp["sharpness0"], color=colours(norm(c)), marker=".")
+    axes[0].set(xlabel="step $t$", ylabel="$L_t / L_0$", yscale="log")
+    axes[1].set(xlabel="step $t$", ylabel=r"$\lambda^H_t / \lambda^H_0$", yscale="log")
+    for ax in axes:
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    plt.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colours), ax=axes[1], label="$c$")
+
+
+def plot_phase_diagram(averages: pd.DataFrame, ax: Axes, x: str = "d_over_w", names: tuple[str, ...] = CONSTANTS,
+                       degree: int = 2, shade: bool = True) -> None:
+    """⟨c_loss⟩, ⟨c_sharp⟩, ⟨c_max⟩ (and any other named constant) against ``x`` with quantile bands and fits.
+
+    The plane is shaded by phase, as in the study: below ⟨c_loss⟩ sharpness reduction, then loss catapult,
+    then loss and sharpness catapult up to ⟨c_max⟩, divergence above.
+    """
+    data = averages.sort_values(x)
+    xs = data[x].to_numpy(dtype=float)
+    dense = np.linspace(xs.min(), xs.max(), 200) if len(xs) > 1 else xs
+    fits = {name: polynomial_fit(xs, data[name], degree) for name in names}
+    if shade and all(n in fits for n in CONSTANTS):
+        top = max(float(data["c_max_high"].max()) * 1.5, 8.0)
+        bounds = [np.full_like(dense, 1.0), fits["c_loss"](dense), fits["c_sharp"](dense), fits["c_max"](dense),
+                  np.full_like(dense, top)]
+        for phase, lower, upper in zip(PHASES, bounds[:-1], bounds[1:]):
+            ax.fill_between(dense, lower, np.maximum(lower, upper), color=PHASE_COLOURS[phase], label=phase, lw=0)
+        ax.set_ylim(1.0, top)
+    for name in names:
+        colour, marker, label = CONSTANT_STYLE.get(name, ("tab:purple", "x", name))
+        ax.fill_between(xs, data[f"{name}_low"], data[f"{name}_high"], color=colour, alpha=0.15, lw=0)
+        ax.plot(xs, data[name], marker=marker, ls="none", color=colour, label=label)
+        ax.plot(dense, fits[name](dense), color=colour, lw=1)
+    ax.axhline(2.0, color="grey", ls=":", lw=0.8)
+    ax.set(xlabel="$d/w$" if x == "d_over_w" else x, ylabel="$c$", yscale="log")
+    ax.set_yticks([1, 2, 4, 8, 16, 32], labels=["1", "2", "4", "8", "16", "32"])
+
+
+def plot_ordering(constants: pd.DataFrame, ax: Axes) -> None:
+    """Per-initialization c_loss, c_sharp, c_max, one column per initialization, violations marked."""
+    data = constants.sort_values(["depth", "width", "seed"]).reset_index(drop=True)
+    for name in CONSTANTS:
+        colour, marker, label = CONSTANT_STYLE[name]
+        ax.scatter(data.index, data[name], color=colour, marker=marker, s=14, label=label.replace(r"\langle ", "")
+                   .replace(r"\rangle", ""))
+    bad = data[~data["ordered"]]
+    ax.scatter(bad.index, bad["c_max"] * 1.15, marker="v", color="magenta", s=20, label="order violated")
+    ax.set(xlabel="initialization (sorted by depth, width, seed)", ylabel="$c$", yscale="log")

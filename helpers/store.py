@@ -1,0 +1,78 @@
+"""Results on disk: one CSV per unit (sweep × initialization), in a folder keyed by every parameter of the sweep.
+
+A change of any parameter (or of the package version) changes the key, so a stale result is never returned.
+Writes are atomic (write a temporary file, then rename), so an interrupted or concurrent run never leaves a
+half-written unit behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import __version__
+from helpers.config import SweepConfig
+
+RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else ``$EARLY_DYNAMICS_RESULTS``, else ``results/`` in the repository."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get(RESULTS_ENV_VAR):
+        return Path(os.environ[RESULTS_ENV_VAR])
+    return Path(__file__).resolve().parent.parent / "results"
+
+
+def config_key(config: SweepConfig) -> str:
+    """A hash of every parameter that determines the numbers, and of the package version."""
+    blob = json.dumps({"config": config.key_dict(), "version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class ResultsStore:
+    """Units of a sweep stored under ``root``, one folder per sweep configuration."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = results_root(root)
+
+    def folder(self, config: SweepConfig) -> Path:
+        """The folder of a sweep, named by its main hyperparameters and its key."""
+        m = config.model
+        value = "" if m.output_value is None else f"{m.output_value:g}"
+        name = (f"{m.arch}-d{m.depth}-w{m.width}-{m.parameterization}-{m.output}{value}-{config.loss}-"
+                f"{config.dataset}-{config_key(config)}")
+        return self.root / name
+
+    def unit_path(self, config: SweepConfig, seed: int) -> Path:
+        return self.folder(config) / f"seed-{seed}.csv"
+
+    def load(self, config: SweepConfig, seed: int) -> pd.DataFrame | None:
+        """The stored unit, or None when it has not been computed."""
+        path = self.unit_path(config, seed)
+        return pd.read_csv(path) if path.exists() else None
+
+    def save(self, config: SweepConfig, seed: int, table: pd.DataFrame) -> Path:
+        """Store one unit atomically, with the sweep's parameters beside it in ``config.json``."""
+        folder = self.folder(config)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = folder / "config.json"
+        if not meta.exists():
+            _atomic_write(meta, json.dumps({"config": config.key_dict(), "version": __version__}, indent=1,
+                                           default=str))
+        path = self.unit_path(config, seed)
+        _atomic_write(path, table.to_csv(index=False))
+        return path

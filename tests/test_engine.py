@@ -1,0 +1,164 @@
+"""The early-training engine: one step by hand, divergence, the grid scan, stacking, the store, bad input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import sweep as sweep_module
+from helpers.build import ModelSpec, build_model
+from helpers.config import SweepConfig, c_grid
+from helpers.curvature import exact_hessian, model_loss
+from helpers.engine import _diverged, batch_order, load_sweep_data, run_unit
+from helpers.losses import mse
+from helpers.store import ResultsStore, config_key
+from helpers.sweep import run_sweep
+
+
+@pytest.fixture
+def tiny_config(tiny_mnist, monkeypatch) -> SweepConfig:
+    root, _ = tiny_mnist
+    monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(root))
+    return SweepConfig(model=ModelSpec("fcn", 2, 4), dataset="mnist", n_train=40, n_sharpness=16, batch_size=8,
+                       steps=3, c_values=(1.0, 2.0), seeds=(0,), lanczos_tol=1e-6)
+
+
+def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
+    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "steps": 1,
+                                    "c_values": [1.5], "seeds": [0]})
+    data = load_sweep_data(config, "cpu")
+    table = run_unit(config, 0, data, "cpu")
+    model = build_model(config.model, (1, 28, 28), seed=0, device="cpu")
+    xs, ys = data.x[:16], data.y[:16]
+    params, fn = model_loss(model, mse, xs, ys)
+    sharpness0 = torch.linalg.eigvalsh(exact_hessian(fn, params).double())[-1].item()
+    lr = 1.5 / sharpness0
+    index = torch.randperm(40, generator=torch.Generator().manual_seed(0))[:8]
+    loss = mse(model(data.x[index]), data.y[index])
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    with torch.no_grad():
+        for p, g in zip(model.parameters(), grads):
+            p -= lr * g
+    step1 = table[table["step"] == 1].iloc[0]
+    assert table["sharpness0"].iloc[0] == pytest.approx(sharpness0, rel=1e-5)
+    assert step1["lr"] == pytest.approx(lr, rel=1e-5)
+    assert step1["batch_loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert step1["loss"] == pytest.approx(mse(model(data.x), data.y).item(), rel=1e-5)
+    params1, fn1 = model_loss(model, mse, xs, ys)
+    assert step1["sharpness"] == pytest.approx(torch.linalg.eigvalsh(exact_hessian(fn1, params1).double())[-1].item(),
+                                               rel=1e-4)
+
+
+def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny_config):
+    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
+                                    "c_values": [1.0, 2.0, 1e6, 2e6], "seeds": [0]})
+    table = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu")
+    assert sorted(table["c"].unique()) == [1.0, 2.0, 1e6]
+    blown = table[table["c"] == 1e6]
+    assert blown["diverged"].sum() == 1 and blown["step"].max() == blown.loc[blown["diverged"], "step"].iloc[0]
+    assert not table.loc[table["c"] < 1e6, "diverged"].any()
+    verdict = _diverged(torch.tensor([float("nan"), float("inf"), 2e5, 1.0]), 1e5)
+    assert verdict.tolist() == [True, True, True, False]
+
+
+def test_stacked_runs_equal_runs_one_at_a_time(tiny_config):
+    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
+                                    "c_values": [1.0, 2.0, 3.0], "seeds": [0], "stack": 1})
+    data = load_sweep_data(config, "cpu")
+    looped = run_unit(config, 0, data, "cpu")
+    stacked = run_unit(SweepConfig.from_dict({**config.key_dict(), **config.model.as_dict(), "stack": 3}), 0, data,
+                       "cpu")
+    assert len(looped) == len(stacked)
+    for column in ("loss", "batch_loss", "sharpness"):
+        assert stacked[column].to_numpy() == pytest.approx(looped[column].to_numpy(), rel=1e-4, nan_ok=True)
+
+
+def test_batch_order_is_seeded_and_covers_each_epoch():
+    order = batch_order(20, 5, 6, seed=1)
+    assert len(order) == 6 and all(len(b) == 5 for b in order)
+    assert sorted(torch.cat(order[:4]).tolist()) == list(range(20))
+    assert all(torch.equal(a, b) for a, b in zip(order, batch_order(20, 5, 6, seed=1)))
+    with pytest.raises(ValueError, match="batch_size=30 is larger"):
+        batch_order(20, 30, 1, seed=0)
+
+
+def _counting(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = sweep_module.compute_unit
+
+    def counted(config, seed, *args, **kwargs):
+        calls.append(seed)
+        return real(config, seed, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "compute_unit", counted)
+    return calls
+
+
+def test_store_returns_stored_results_and_recomputes_on_any_change(tiny_config, tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "results")
+    calls = _counting(monkeypatch)
+    first = run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0]
+    again = run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0]
+    pd.testing.assert_frame_equal(first, again)
+    assert {"depth", "width", "loss_fn", "device", "version", "n_sharpness"} <= set(first.columns)
+    assert first["loss"].dtype == float and (first["loss_fn"] == "mse").all()
+    for change in ({"width": 5}, {"batch_size": 4}, {"lanczos_tol": 1e-5}, {"c_values": [1.0, 2.5]}):
+        values = {**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0], **change}
+        changed = SweepConfig.from_dict(values)
+        assert config_key(changed) != config_key(tiny_config)
+        run_sweep(changed, store=store, device="cpu")
+    assert calls == [0, 0, 0, 0, 0]
+
+
+def test_an_interrupted_sweep_resumes_from_what_finished(tiny_config, tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "results")
+    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0, 1, 2]})
+    real = sweep_module.compute_unit
+
+    def interrupted(config, seed, *args, **kwargs):
+        if seed == 1:
+            raise KeyboardInterrupt
+        return real(config, seed, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "compute_unit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config, store=store, device="cpu")
+    assert store.load(config, 0) is not None and store.load(config, 1) is None
+    monkeypatch.setattr(sweep_module, "compute_unit", real)
+    calls = _counting(monkeypatch)
+    table = run_sweep(config, store=store, device="cpu")
+    assert calls == [1, 2]
+    assert sorted(table["seed"].unique()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"arch": "transformer"}, "unknown architecture"),
+    ({"dataset": "imagenet"}, "unknown dataset"),
+    ({"width": 0}, "width must be a positive integer"),
+    ({"depth": -2}, "depth must be a positive integer"),
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"c_values": []}, "c_values is empty"),
+    ({"c_values": [1.0, 2.0, 2.0]}, "strictly increasing"),
+    ({"c_values": [2.0, 1.0]}, "strictly increasing"),
+    ({"c_values": [-1.0, 1.0]}, "positive and finite"),
+    ({"n_sharpness": 4096, "n_train": 2048}, "sharpness subset"),
+    ({"n_train": 70000}, "larger than the fashion-mnist training set"),
+    ({"loss": "hinge"}, "unknown loss"),
+    ({"sharpness": "exact"}, "sharpness must be one of"),
+    ({"seeds": []}, "seeds must be"),
+    ({"widht": 3}, "unknown sweep parameters"),
+])
+def test_bad_input_is_one_clear_error_before_any_work(change, match):
+    with pytest.raises(ValueError, match=match):
+        SweepConfig.from_dict({"c_values": [1.0, 2.0], **change})
+
+
+def test_c_grid_is_powers_of_two():
+    grid = c_grid(x_max=1.0, x_step=0.5)
+    assert grid == (1.0, round(2**0.5, 6), 2.0)
+    assert len(c_grid()) == 61 and c_grid()[-1] == 64.0
+    with pytest.raises(ValueError):
+        c_grid(x_step=0)

@@ -1,0 +1,87 @@
+"""Critical constants on crafted trajectories: the two-decimal rounding, ε, divergence, and the phases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.phases import average_constants, critical_constants, phase_of, polynomial_fit, rises
+
+
+def _table(runs: dict[float, tuple[list[float], list[float], bool]], seed: int = 0) -> pd.DataFrame:
+    """Rows for runs c → (loss ratios for t = 1.., sharpness ratios, diverged at the last step)."""
+    rows = []
+    for c, (losses, sharps, diverged) in runs.items():
+        rows.append(dict(seed=seed, c=c, step=0, loss=2.0, loss0=2.0, sharpness=10.0, sharpness0=10.0,
+                         diverged=False))
+        for t, (lo, sh) in enumerate(zip(losses, sharps), start=1):
+            last = diverged and t == len(losses)
+            rows.append(dict(seed=seed, c=c, step=t, loss=math.inf if last else 2.0 * lo, loss0=2.0,
+                             sharpness=math.nan if last else 10.0 * sh, sharpness0=10.0, diverged=last))
+    return pd.DataFrame(rows).assign(depth=4, width=64)
+
+
+def test_rounding_to_two_decimals():
+    assert not rises([1.0049, 0.5])
+    assert rises([1.0051])
+    assert not rises([1.02], epsilon=0.05) and rises([1.06], epsilon=0.05)
+    assert not rises([math.nan, 0.9])
+
+
+def test_constants_from_crafted_runs():
+    table = _table({
+        1.0: ([0.9, 0.8], [0.99, 0.98], False),
+        2.0: ([1.004, 0.7], [0.99, 0.9], False),       # rounds to 1.00: no loss rise
+        2.5: ([1.3, 0.6], [0.95, 0.8], False),         # loss catapult
+        3.0: ([2.0, 0.5], [1.006, 0.5], False),        # loss and sharpness catapult (1.006 → 1.01)
+        4.0: ([5.0, 0.5], [1.5, 0.4], False),
+        8.0: ([10.0, 1e9], [3.0, 0.0], True),          # divergent
+        16.0: ([0.5, 0.5], [0.5, 0.5], False),          # after the first divergence: ignored
+    })
+    row = critical_constants(table).iloc[0]
+    assert (row.c_loss, row.c_sharp, row.c_max) == (2.5, 3.0, 4.0)
+    assert row.ordered and not row.censored
+    assert phase_of(1.0, 2.5, 3.0, 4.0) == "sharpness reduction"
+    assert phase_of(2.5, 2.5, 3.0, 4.0) == "loss catapult"
+    assert phase_of(3.5, 2.5, 3.0, 4.0) == "loss and sharpness catapult"
+    assert phase_of(8.0, 2.5, 3.0, 4.0) == "divergent"
+
+
+def test_no_increase_before_divergence_gives_c_max():
+    table = _table({1.0: ([0.9], [0.9], False), 2.0: ([0.8], [0.8], False), 4.0: ([1e9], [1.0], True)})
+    row = critical_constants(table).iloc[0]
+    assert (row.c_loss, row.c_sharp, row.c_max) == (2.0, 2.0, 2.0)
+
+
+def test_epsilon_for_zero_output_networks():
+    table = _table({1.0: ([0.9], [1.03], False), 2.0: ([1.2], [1.07], False), 4.0: ([1e9], [1.0], True)})
+    assert critical_constants(table).iloc[0].c_sharp == 1.0
+    assert critical_constants(table, epsilon=0.05).iloc[0].c_sharp == 2.0
+
+
+def test_first_c_divergent_and_no_divergence_at_all():
+    first = critical_constants(_table({1.0: ([1e9], [1.0], True)})).iloc[0]
+    assert math.isnan(first.c_max)
+    open_ended = critical_constants(_table({1.0: ([0.9], [0.9], False), 2.0: ([1.1], [0.9], False)})).iloc[0]
+    assert open_ended.censored and open_ended.c_max == 2.0 and open_ended.c_loss == 2.0
+
+
+def test_order_violations_are_flagged_and_averages_have_bands():
+    a = _table({1.0: ([0.9], [1.1], False), 2.0: ([1.2], [1.2], False), 4.0: ([1e9], [1], True)}, seed=0)
+    b = _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1e9], [1], True)}, seed=1)
+    constants = critical_constants(pd.concat([a, b]))
+    assert constants["ordered"].tolist() == [False, True]
+    averages = average_constants(constants)
+    assert averages.loc[0, "c_sharp"] == pytest.approx(1.5)
+    assert averages.loc[0, "c_sharp_low"] <= 1.5 <= averages.loc[0, "c_sharp_high"]
+    assert averages.loc[0, "d_over_w"] == pytest.approx(4 / 64) and averages.loc[0, "n_init"] == 2
+
+
+def test_polynomial_fit_recovers_a_quadratic_and_lowers_its_degree():
+    x = np.linspace(0, 1, 7)
+    fit = polynomial_fit(x, 2 + 3 * x - x**2, degree=2)
+    assert fit.coeffs == pytest.approx([-1, 3, 2])
+    assert polynomial_fit(np.array([0.1, 0.2]), np.array([1.0, 2.0]), degree=2).order == 1
