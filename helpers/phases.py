@@ -101,3 +101,17 @@ def polynomial_fit(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     keep = ~np.isnan(y)
     degree = max(0, min(degree, len(np.unique(x[keep])) - 1))
     return np.poly1d(np.polyfit(x[keep], y[keep], degree))
+
+
+def plain_rows(table: pd.DataFrame, columns: dict[str, str]) -> list[dict]:
+    """Rows as plain dicts {new name: int, float or None (for NaN)}, for gluing into a chapter."""
+    def plain(value):
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return None if np.isnan(value) else float(value)
+        return value
+
+    return [{new: plain(row[old]) for old, new in columns.items()} for _, row in table.iterrows()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 import yaml
 
 from helpers import device as device_module
+from tests.chapters import chapters, parameter_defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,15 +35,11 @@ def test_toc_lists_only_pages_that_exist():
         assert any((ROOT / "book" / f"{name}{ext}").exists() for ext in (".md", ".ipynb", ".py")), name
 
 
-def chapters() -> list[Path]:
-    """The executable chapters: MyST notebooks, whose front matter names a kernel."""
-    return [p for p in sorted((ROOT / "book").glob("*.md"))
-            if p.read_text().startswith("---") and "kernelspec:" in p.read_text().split("---")[1]]
-
-
-def test_every_chapter_has_one_parameters_cell():
+def test_every_chapter_has_one_parameters_cell_and_imports_from_helpers():
+    assert chapters()
     for path in chapters():
-        assert len(re.findall(r":tags: \[parameters\]", path.read_text())) == 1, f"{path.name}: parameters cell"
+        assert parameter_defaults(path)
+        assert "from helpers." in path.read_text() and "import *" not in path.read_text()
 
 
 def test_importing_helpers_changes_no_global_state():
