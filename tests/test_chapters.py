@@ -14,6 +14,8 @@ from tests.chapters import BOOK, ROOT, chapters, parameter_defaults
 
 # A tiny override per chapter: other widths and depths, seconds to run. Claims are checked at the defaults only.
 TINY = {
+    "01_uv_model": dict(widths=[2, 64], n_init=20, c_x_step=0.25, n_monte_carlo=20000, late_steps=50,
+                        chi_c=[1.0, 3.0, 0.1], check_claims=False),
     "02_catapult_dynamics": dict(n_train=512, n_sharpness=128, steps=3, wide=[2, 32], deep=[3, 16], c_x_max=4.0,
                                  c_x_step=1.0, long_width=16, long_steps=20, long_points=5, check_claims=False),
     "03_phase_diagrams": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=5.0, c_x_step=1.0, depth=2,
@@ -81,6 +83,10 @@ def test_chapter_runs_through_papermill_with_other_parameters(name, tmp_path, mo
                                kernel_name="python3")
     values = glued(out)
     assert values, "the chapter glued nothing"
+    if name == "01_uv_model":
+        assert set(values["uv_closs_first_step"]) == {2, 64}
+        assert {r["width"] for r in values["uv_phase_table"]["top"]} == {2, 64}
+        assert values["uv_moment_f2_lam2"] == "w/(4*(w + 1))"
     if name == "03_phase_diagrams":
         rows = values["phase_table"]
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16)}
