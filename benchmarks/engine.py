@@ -34,7 +34,7 @@ METHODS = {"paper: loop, 20 power iterations": dict(sharpness="power"),
 def timed(config: SweepConfig, data, device) -> tuple[pd.DataFrame, float, float]:
     """Run one unit; return its table, wall seconds and CPU seconds."""
     wall, cpu = time.perf_counter(), time.process_time()
-    table = run_unit(config, 0, data, device)
+    table = run_unit(config, 0, data, device).runs
     return table, time.perf_counter() - wall, time.process_time() - cpu
 
 

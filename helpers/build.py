@@ -46,6 +46,15 @@ class ModelSpec:
         if self.output in ("alpha", "width-scaled") and self.output_value is None:
             raise ValueError(f"output={self.output!r} needs output_value (alpha, or the exponent s)")
 
+    @property
+    def variant(self) -> str:
+        """The output variant as a label: ``standard``, ``centered``, ``alpha=10``, ``width-scaled s=0.5``, …"""
+        if self.output == "alpha":
+            return f"alpha={self.output_value:g}"
+        if self.output == "width-scaled":
+            return f"width-scaled s={self.output_value:g}"
+        return self.output
+
     def as_dict(self) -> dict:
         """The spec as a plain dict (for storing with results)."""
         return asdict(self)

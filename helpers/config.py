@@ -31,7 +31,10 @@ class SweepConfig:
     """One sweep: a network, data, loss, SGD settings, the grid of c (η = c/λ^H_0) and the initialization seeds.
 
     ``n_train`` examples (a seeded subset) are the training set and the measurement set of L_t; the first
-    ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``measure_at`` lists the steps at
+    ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``interpolation_points`` > 0 also
+    measures, after each run, the loss L((1 − τ)θ₀ + τθ_T) at that many τ ∈ [0, 1] (the study uses 101).
+    ``loss_every_step=False`` measures L_t only where the sharpness is measured (long runs; the minibatch loss
+    still detects divergence at every step). ``measure_at`` lists the steps at
     which the sharpness is measured (None: every step). ``stack`` is how many runs train together as one stack
     of models (None: one on CPU, up to 16 on a GPU).
     """
@@ -50,6 +53,8 @@ class SweepConfig:
     lanczos_tol: float = 1e-3
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = 1e5
+    interpolation_points: int = 0
+    loss_every_step: bool = True
     stack: int | None = None
 
     def __post_init__(self) -> None:
@@ -82,6 +87,8 @@ class SweepConfig:
             raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
         if self.measure_at is not None and any(t < 0 or t > self.steps for t in self.measure_at):
             raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
+        if self.interpolation_points == 1 or self.interpolation_points < 0:
+            raise ValueError(f"interpolation_points must be 0 (off) or at least 2, got {self.interpolation_points}")
         if self.stack is not None:
             _positive_int("stack", self.stack)
 

@@ -7,7 +7,9 @@ stack of models (one Hessian-vector product serves the whole stack).
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -15,16 +17,22 @@ import torch
 from helpers.build import build_model
 from helpers.config import SweepConfig
 from helpers.curvature import Eigen, HessianOperator, lanczos, per_model_loss, power_iteration, stack_models
-from helpers.data import Data, load_dataset
+from helpers.data import Data, data_root, load_dataset
 from helpers.device import generator, resolve_device
-from helpers.losses import get_loss
+from helpers.losses import Loss, get_loss
 
 GPU_STACK = 16
 
 
 def load_sweep_data(config: SweepConfig, device: str | torch.device | None = None) -> Data:
-    """The training (and measurement) subset of a sweep, on ``device``."""
-    return load_dataset(config.dataset, size=config.n_train, seed=config.data_seed, device=resolve_device(device))
+    """The training (and measurement) subset of a sweep, on ``device`` (kept in memory for the next sweep)."""
+    return _subset(config.dataset, config.n_train, config.data_seed, str(resolve_device(device)),
+                   str(data_root()))
+
+
+@functools.lru_cache(maxsize=4)
+def _subset(dataset: str, size: int, seed: int, device: str, root: str) -> Data:
+    return load_dataset(dataset, size=size, seed=seed, device=device, root=root)
 
 
 def batch_order(n: int, batch_size: int, steps: int, seed: int) -> list[torch.Tensor]:
@@ -49,9 +57,30 @@ def _diverged(losses: torch.Tensor, threshold: float) -> torch.Tensor:
     return ~torch.isfinite(losses) | (losses > threshold)
 
 
+@dataclass
+class Unit:
+    """One unit's results: a row per (c, step) in ``runs``; a row per (c, τ) in ``interpolation``."""
+
+    runs: pd.DataFrame
+    interpolation: pd.DataFrame
+
+
+def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[torch.Tensor], data: Data,
+                points: int) -> tuple[list[float], torch.Tensor]:
+    """L_int(τ) = L((1 − τ)θ₀ + τθ_T) on the measurement set for τ on a uniform grid: τs and losses [M, points]."""
+    taus = torch.linspace(0.0, 1.0, points).tolist()
+    with torch.no_grad():
+        values = [per_model_loss(loss, forward([(1 - t) * p0 + t * p for p0, p in zip(params0, params)], data.x),
+                                 data.y) for t in taus]
+    return taus, torch.stack(values, dim=1)
+
+
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
-                start: Eigen, batches: list[torch.Tensor]) -> list[dict]:
-    """Train one stack of runs from the same θ₀ at η_m = c_m/λ^H_0; return one record per run and step."""
+                start: Eigen, batches: list[torch.Tensor]) -> tuple[list[dict], list[dict]]:
+    """Train one stack of runs from the same θ₀ at η_m = c_m/λ^H_0.
+
+    Returns one record per run and step, and (if asked for) one per non-divergent run and interpolation point τ.
+    """
     loss = get_loss(config.loss)
     m = len(c_values)
     params0, forward = stack_models([model] * m)
@@ -76,10 +105,15 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         batch_losses = per_model_loss(loss, forward(theta, data.x[index]), data.y[index])
         grads = torch.autograd.grad(batch_losses.sum(), theta)
         batch_losses = batch_losses.detach()
+        dead = _diverged(batch_losses, config.diverge_loss)
         with torch.no_grad():
             params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads)]
-            losses = per_model_loss(loss, forward(params, data.x), data.y)
-        dead = alive & (_diverged(batch_losses, config.diverge_loss) | _diverged(losses, config.diverge_loss))
+            if config.loss_every_step or step in measured:
+                losses = per_model_loss(loss, forward(params, data.x), data.y)
+                dead = dead | _diverged(losses, config.diverge_loss)
+            else:
+                losses = torch.full_like(batch_losses, math.nan)
+        dead = alive & dead
         was_alive, alive = alive, alive & ~dead
         params = [torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, p0) for p, p0 in zip(params, params0)]
         eig = None
@@ -98,10 +132,15 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
             break
     for r in records:
         r.update(seed=seed, lr=r["c"] / sharpness0, sharpness0=sharpness0, loss0=loss0)
-    return records
+    segment = []
+    if config.interpolation_points and bool(alive.any()):
+        taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points)
+        segment = [dict(seed=seed, c=c_values[i], tau=tau, loss=float(values[i, j]))
+                   for i in range(m) if alive[i] for j, tau in enumerate(taus)]
+    return records, segment
 
 
-def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None) -> pd.DataFrame:
+def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None) -> Unit:
     """One initialization: measure λ^H_0, then scan the c grid upward, stopping after the first divergent run."""
     target = resolve_device(device)
     data = data.to(target)
@@ -118,14 +157,17 @@ def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.dev
     batches = [b.to(target) for b in batch_order(len(data), config.batch_size, config.steps, seed)]
     size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
     records: list[dict] = []
+    segments: list[dict] = []
     for first in range(0, len(config.c_values), size):
         chunk = list(config.c_values[first : first + size])
-        new = train_chunk(config, model, data, chunk, seed, start, batches)
+        new, segment = train_chunk(config, model, data, chunk, seed, start, batches)
         stop = min((r["c"] for r in new if r["diverged"]), default=None)
         records += [r for r in new if stop is None or r["c"] <= stop]
+        segments += [r for r in segment if stop is None or r["c"] <= stop]
         if stop is not None:
             break
     columns = ["seed", "c", "lr", "step", "loss", "loss0", "batch_loss", "sharpness", "sharpness0", "diverged",
                "products", "converged"]
-    table = pd.DataFrame.from_records(records, columns=columns)
-    return table.sort_values(["c", "step"], ignore_index=True)
+    runs = pd.DataFrame.from_records(records, columns=columns).sort_values(["c", "step"], ignore_index=True)
+    segment_table = pd.DataFrame.from_records(segments, columns=["seed", "c", "tau", "loss"])
+    return Unit(runs, segment_table.sort_values(["c", "tau"], ignore_index=True))

@@ -69,6 +69,36 @@ def critical_constants(table: pd.DataFrame, epsilon: float = 0.0) -> pd.DataFram
     return out
 
 
+def barrier_flags(interpolation: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: the barrier U* = max_τ L_int(τ) − L(θ₀) and whether it counts (max L_int/L(θ₀), rounded
+    to two decimals, exceeds 1)."""
+    keys = group_keys(interpolation) + ["seed", "c"]
+    rows = []
+    for key, curve in interpolation.groupby(keys, dropna=False, sort=True):
+        curve = curve.sort_values("tau")
+        start = curve["loss"].iloc[0]
+        rows.append(dict(zip(keys, key), barrier=float(curve["loss"].max() - start),
+                         has_barrier=rises(curve["loss"] / start)))
+    return pd.DataFrame(rows, columns=keys + ["barrier", "has_barrier"])
+
+
+def barrier_constants(constants: pd.DataFrame, interpolation: pd.DataFrame) -> pd.DataFrame:
+    """Add c_barrier to each initialization's constants: the smallest c ≤ c_max whose run has a barrier, else
+    c_max."""
+    flags = barrier_flags(interpolation)
+    keys = group_keys(constants) + ["seed"]
+    out = constants.copy()
+    values = []
+    for _, row in constants.iterrows():
+        mine = flags
+        for k in keys:
+            mine = mine[(mine[k] == row[k]) | (mine[k].isna() & pd.isna(row[k]))]
+        hits = mine[(mine["c"] <= row["c_max"]) & mine["has_barrier"]]["c"]
+        values.append(float(hits.min()) if len(hits) else row["c_max"])
+    out["c_barrier"] = values
+    return out
+
+
 def phase_of(c: float, c_loss: float, c_sharp: float, c_max: float) -> str:
     """The phase of the early transient at learning-rate constant c, given one initialization's constants."""
     if c > c_max:

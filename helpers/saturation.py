@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 from scipy.signal import savgol_filter
+
+from helpers.config import SweepConfig
+from helpers.sweep import run_sweep
 
 
 def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3) -> tuple[np.ndarray, ...]:
@@ -16,14 +22,62 @@ def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: i
     return tuple(savgol_filter(chi, window, order, deriv=k, delta=delta) for k in range(3))
 
 
-def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, prominence: float = 0.5) -> float:
-    """c_crit = argmin χ″ over the first pronounced minimum: the first local minimum of χ″ at least
-    ``prominence`` times as deep as its deepest one (later bends near c_max are ignored)."""
+def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, sensitivity: float = 5.0,
+               floor: float = 0.1) -> float:
+    """c_crit = argmin χ″ over the first pronounced minimum of the smoothed χ″.
+
+    Pronounced: deeper than ``sensitivity`` robust standard deviations of χ″ (1.4826 · its median absolute
+    deviation) and than ``floor`` times the deepest minimum. Taking the first such minimum ignores the hard bends
+    that can follow near c_max. NaN when χ″ has no pronounced minimum.
+    """
     _, _, d2 = savgol_derivatives(c, chi, window, order)
+    scale = 1.4826 * np.median(np.abs(d2 - np.median(d2)))
+    threshold = max(sensitivity * scale, floor * abs(min(d2.min(), 0.0)))
     inner = np.arange(1, len(d2) - 1)
-    minima = inner[(d2[inner] < d2[inner - 1]) & (d2[inner] <= d2[inner + 1])]
-    deepest = d2.min()
-    if deepest >= 0 or not len(minima):
-        return float("nan")
-    first = next(i for i in minima if d2[i] <= prominence * deepest)
-    return float(np.asarray(c)[first])
+    minima = inner[(d2[inner] < d2[inner - 1]) & (d2[inner] <= d2[inner + 1]) & (d2[inner] < -threshold)]
+    return float(np.asarray(c)[minima[0]]) if len(minima) else float("nan")
+
+
+def saturation_step(c: float, k: float) -> int:
+    """τ with c·τ = K, rounded half up to a whole step and at least 1: τ = max(1, ⌊K/c + ½⌋)."""
+    if not (c > 0 and k > 0):
+        raise ValueError(f"need c > 0 and K > 0, got c={c}, K={k}")
+    return max(1, int(np.floor(k / c + 0.5)))
+
+
+def saturation_window(c: float, k: float, half_width: int) -> list[int]:
+    """The steps τ − h, …, τ + h (none below 1) over which the normalized sharpness is averaged."""
+    tau = saturation_step(c, k)
+    return list(range(max(1, tau - half_width), tau + half_width + 1))
+
+
+def chi_from_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """χ per (depth, width, c): the mean over initializations of the window-averaged λ^H_t/λ^H_0.
+
+    Runs that diverged before the end of their window are left out and counted in ``n_diverged``.
+    """
+    rows = []
+    for (depth, width, c), group in runs.groupby(["depth", "width", "c"]):
+        per_init = []
+        for _, run in group.groupby("seed"):
+            window = run[(run.step >= 1) & run.sharpness.notna()]
+            if not run.diverged.any() and len(window):
+                per_init.append(float((window.sharpness / window.sharpness0).mean()))
+        rows.append(dict(depth=depth, width=width, c=c, chi=np.mean(per_init) if per_init else np.nan,
+                         n_init=len(per_init), n_diverged=group.seed.nunique() - len(per_init)))
+    return pd.DataFrame(rows)
+
+
+def saturation_runs(base: SweepConfig, c_values: list[float], k: float, half_width: int, depths: list[int],
+                    widths: list[int], **kwargs) -> pd.DataFrame:
+    """Runs of ``base`` at each (depth, width) and c, each trained to τ + h steps (c·τ = K) with the sharpness
+    measured at step 0 and over the window τ − h … τ + h only; one stored sweep per c."""
+    tables = []
+    for depth in depths:
+        for width in widths:
+            for c in c_values:
+                window = saturation_window(c, k, half_width)
+                config = replace(base.with_model(depth=depth, width=width), c_values=(float(c),), steps=window[-1],
+                                 measure_at=(0, *window), loss_every_step=False)
+                tables.append(run_sweep(config, **kwargs))
+    return pd.concat(tables, ignore_index=True)

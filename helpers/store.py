@@ -17,6 +17,7 @@ import pandas as pd
 
 from helpers import __version__
 from helpers.config import SweepConfig
+from helpers.engine import Unit
 
 RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
 
@@ -59,21 +60,30 @@ class ResultsStore:
         return self.root / name
 
     def unit_path(self, config: SweepConfig, seed: int) -> Path:
+        """The unit's table of runs; its existence marks the unit as complete."""
         return self.folder(config) / f"seed-{seed}.csv"
 
-    def load(self, config: SweepConfig, seed: int) -> pd.DataFrame | None:
-        """The stored unit, or None when it has not been computed."""
-        path = self.unit_path(config, seed)
-        return pd.read_csv(path) if path.exists() else None
+    def interpolation_path(self, config: SweepConfig, seed: int) -> Path:
+        return self.folder(config) / f"seed-{seed}.interpolation.csv"
 
-    def save(self, config: SweepConfig, seed: int, table: pd.DataFrame) -> Path:
-        """Store one unit atomically, with the sweep's parameters beside it in ``config.json``."""
+    def load(self, config: SweepConfig, seed: int) -> Unit | None:
+        """The stored unit, or None when it has not been computed."""
+        path, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
+        if not path.exists():
+            return None
+        interpolation = pd.read_csv(extra) if extra.exists() else pd.DataFrame(columns=["seed", "c", "tau", "loss"])
+        return Unit(pd.read_csv(path), interpolation)
+
+    def save(self, config: SweepConfig, seed: int, unit: Unit) -> Path:
+        """Store one unit atomically (its interpolation first, its runs last), with ``config.json`` beside it."""
         folder = self.folder(config)
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "config.json"
         if not meta.exists():
             _atomic_write(meta, json.dumps({"config": config.key_dict(), "version": __version__}, indent=1,
                                            default=str))
+        if len(unit.interpolation):
+            _atomic_write(self.interpolation_path(config, seed), unit.interpolation.to_csv(index=False))
         path = self.unit_path(config, seed)
-        _atomic_write(path, table.to_csv(index=False))
+        _atomic_write(path, unit.runs.to_csv(index=False))
         return path

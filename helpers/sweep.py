@@ -13,7 +13,7 @@ from helpers import __version__
 from helpers.config import SweepConfig
 from helpers.data import Data
 from helpers.device import resolve_device
-from helpers.engine import load_sweep_data, run_unit
+from helpers.engine import Unit, load_sweep_data, run_unit
 from helpers.store import ResultsStore
 
 # Column name → sweep parameter; the loss and sharpness *methods* get names apart from the measured values.
@@ -24,11 +24,11 @@ PARAMETER_COLUMNS = {"arch": "arch", "depth": "depth", "width": "width", "parame
 
 
 def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
-                 device: str | torch.device | None = None) -> pd.DataFrame:
-    """One unit's table, with the device and package version that produced it."""
+                 device: str | torch.device | None = None) -> Unit:
+    """One unit's tables, the runs marked with the device and package version that produced them."""
     target = resolve_device(device)
-    table = run_unit(config, seed, data if data is not None else load_sweep_data(config, target), target)
-    return table.assign(device=target.type, version=__version__)
+    unit = run_unit(config, seed, data if data is not None else load_sweep_data(config, target), target)
+    return Unit(unit.runs.assign(device=target.type, version=__version__), unit.interpolation)
 
 
 def with_parameters(table: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
@@ -37,30 +37,45 @@ def with_parameters(table: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
     return table.assign(**{column: values[name] for column, name in PARAMETER_COLUMNS.items()})
 
 
-def run_sweep(config: SweepConfig, *, store: ResultsStore | None = None, device: str | torch.device | None = None,
-              cache: bool = True, progress: bool | None = None) -> pd.DataFrame:
-    """The tidy table of a sweep, a row per (initialization, c, step); stored units are loaded, not recomputed.
+def sweep_results(config: SweepConfig, *, store: ResultsStore | None = None,
+                  device: str | torch.device | None = None, cache: bool = True,
+                  progress: bool | None = None) -> Unit:
+    """Both tables of a sweep (runs, and the interpolated losses if asked for), with the sweep's parameters.
 
-    Each finished initialization is written at once, so an interrupted sweep resumes where it stopped.
+    Stored units are loaded, not recomputed; each finished initialization is written at once, so an interrupted
+    sweep resumes where it stopped.
     """
     store = store or ResultsStore()
     show = sys.stderr.isatty() if progress is None else progress
-    tables, data = [], None
+    units, data = [], None
     for seed in tqdm(config.seeds, desc=f"{config.model.arch} d={config.model.depth} w={config.model.width}",
                      disable=not show, leave=False):
-        table = store.load(config, seed) if cache else None
-        if table is None:
+        unit = store.load(config, seed) if cache else None
+        if unit is None:
             data = data if data is not None else load_sweep_data(config, device)
-            table = compute_unit(config, seed, data, device)
+            unit = compute_unit(config, seed, data, device)
             if cache:
-                store.save(config, seed, table)
-        tables.append(table)
-    return with_parameters(pd.concat(tables, ignore_index=True), config)
+                store.save(config, seed, unit)
+        units.append(unit)
+    runs = pd.concat([u.runs for u in units], ignore_index=True)
+    interpolation = pd.concat([u.interpolation for u in units], ignore_index=True)
+    return Unit(with_parameters(runs, config), with_parameters(interpolation, config))
+
+
+def run_sweep(config: SweepConfig, **kwargs) -> pd.DataFrame:
+    """The tidy table of a sweep, a row per (initialization, c, step); see :func:`sweep_results`."""
+    return sweep_results(config, **kwargs).runs
+
+
+def grid_results(config: SweepConfig, depths: list[int], widths: list[int], **kwargs) -> Unit:
+    """Both tables of the sweep of ``config`` at every (depth, width), concatenated."""
+    if not depths or not widths:
+        raise ValueError("depths and widths must be non-empty lists")
+    found = [sweep_results(config.with_model(depth=d, width=w), **kwargs) for d in depths for w in widths]
+    return Unit(pd.concat([u.runs for u in found], ignore_index=True),
+                pd.concat([u.interpolation for u in found], ignore_index=True))
 
 
 def run_grid(config: SweepConfig, depths: list[int], widths: list[int], **kwargs) -> pd.DataFrame:
-    """The sweep of ``config`` at every (depth, width), concatenated."""
-    if not depths or not widths:
-        raise ValueError("depths and widths must be non-empty lists")
-    tables = [run_sweep(config.with_model(depth=d, width=w), **kwargs) for d in depths for w in widths]
-    return pd.concat(tables, ignore_index=True)
+    """The runs of ``config`` at every (depth, width), concatenated."""
+    return grid_results(config, depths, widths, **kwargs).runs

@@ -18,9 +18,19 @@ TINY = {
                         chi_c=[1.0, 3.0, 0.1], check_claims=False),
     "02_catapult_dynamics": dict(n_train=512, n_sharpness=128, steps=3, wide=[2, 32], deep=[3, 16], c_x_max=4.0,
                                  c_x_step=1.0, long_width=16, long_steps=20, long_points=5, check_claims=False),
+    "06_output_scale": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=4.0, c_x_step=1.0, depth=2,
+                            widths=[16, 32], trajectory_width=16, trajectory_c=[1.0, 2.0], alphas=[1.0],
+                            width_exponents=[0.5], scale_widths=[16], check_claims=False),
+    "04_loss_connectivity": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=5.0, c_x_step=1.0,
+                                 depth=2, widths=[16, 32], interpolation_points=5, check_claims=False),
+    "05_intermediate_saturation": dict(n_train=512, n_sharpness=128, seeds=[0], K=8.0, half_window=1, c_min=0.5,
+                                       c_max=2.0, c_step=0.25, depth=2, widths=[16], depths=[2], trajectory_c=[1.0],
+                                       check_claims=False),
     "03_phase_diagrams": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=5.0, c_x_step=1.0, depth=2,
                               widths=[16, 32], width=16, depths=[2, 3], conv_widths=[4], check_claims=False),
 }
+STORING = {"02_catapult_dynamics", "03_phase_diagrams", "04_loss_connectivity", "05_intermediate_saturation",
+           "06_output_scale"}  # the chapters that run sweeps and store them
 PRESETS = sorted((ROOT / "params").glob("*/*.yml"))
 
 
@@ -87,8 +97,18 @@ def test_chapter_runs_through_papermill_with_other_parameters(name, tmp_path, mo
         assert set(values["uv_closs_first_step"]) == {2, 64}
         assert {r["width"] for r in values["uv_phase_table"]["top"]} == {2, 64}
         assert values["uv_moment_f2_lam2"] == "w/(4*(w + 1))"
+    if name == "06_output_scale":
+        variants = {r["variant"] for r in values["output_scale_table"]}
+        assert variants == {"standard", "centered", "zero-last-layer", "alpha=1", "width-scaled s=0.5"}
+    if name == "04_loss_connectivity":
+        rows = values["connectivity_table"]
+        assert {r["width"] for r in rows} == {16, 32} and all("c_barrier" in r for r in rows)
+    if name == "05_intermediate_saturation":
+        assert [(r["width"], r["depth"]) for r in values["saturation_table"]] == [(16, 2)]
+        assert set(values["chi_curves"]) == {16} and all(len(p) == 2 for p in values["chi_curves"][16])
     if name == "03_phase_diagrams":
         rows = values["phase_table"]
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16)}
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
-    assert any((tmp_path / "results").iterdir()), "results were not stored where EARLY_DYNAMICS_RESULTS points"
+    if name in STORING:
+        assert any((tmp_path / "results").iterdir()), "results were not stored where EARLY_DYNAMICS_RESULTS points"

@@ -28,7 +28,7 @@ def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
     config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "steps": 1,
                                     "c_values": [1.5], "seeds": [0]})
     data = load_sweep_data(config, "cpu")
-    table = run_unit(config, 0, data, "cpu")
+    table = run_unit(config, 0, data, "cpu").runs
     model = build_model(config.model, (1, 28, 28), seed=0, device="cpu")
     xs, ys = data.x[:16], data.y[:16]
     params, fn = model_loss(model, mse, xs, ys)
@@ -53,7 +53,7 @@ def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
 def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny_config):
     config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
                                     "c_values": [1.0, 2.0, 1e6, 2e6], "seeds": [0]})
-    table = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu")
+    table = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu").runs
     assert sorted(table["c"].unique()) == [1.0, 2.0, 1e6]
     blown = table[table["c"] == 1e6]
     assert blown["diverged"].sum() == 1 and blown["step"].max() == blown.loc[blown["diverged"], "step"].iloc[0]
@@ -66,9 +66,9 @@ def test_stacked_runs_equal_runs_one_at_a_time(tiny_config):
     config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
                                     "c_values": [1.0, 2.0, 3.0], "seeds": [0], "stack": 1})
     data = load_sweep_data(config, "cpu")
-    looped = run_unit(config, 0, data, "cpu")
+    looped = run_unit(config, 0, data, "cpu").runs
     stacked = run_unit(SweepConfig.from_dict({**config.key_dict(), **config.model.as_dict(), "stack": 3}), 0, data,
-                       "cpu")
+                       "cpu").runs
     assert len(looped) == len(stacked)
     for column in ("loss", "batch_loss", "sharpness"):
         assert stacked[column].to_numpy() == pytest.approx(looped[column].to_numpy(), rel=1e-4, nan_ok=True)
@@ -162,3 +162,36 @@ def test_c_grid_is_powers_of_two():
     assert len(c_grid()) == 61 and c_grid()[-1] == 64.0
     with pytest.raises(ValueError):
         c_grid(x_step=0)
+
+
+def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
+    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0],
+                                    "interpolation_points": 11})
+    unit = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu")
+    for c, curve in unit.interpolation.groupby("c"):
+        run = unit.runs[unit.runs.c == c]
+        assert len(curve) == 11 and curve.tau.iloc[0] == 0.0 and curve.tau.iloc[-1] == 1.0
+        assert curve.loss.iloc[0] == pytest.approx(run.loss0.iloc[0], rel=1e-5)
+        assert curve.loss.iloc[-1] == pytest.approx(run[run.step == config.steps].loss.iloc[0], rel=1e-5)
+
+
+def test_barrier_absent_on_a_convex_problem_and_present_on_a_double_well():
+    from helpers.curvature import per_model_loss
+    from helpers.data import Data
+    from helpers.engine import interpolate
+    from helpers.phases import barrier_flags
+
+    def forward(theta, x):
+        return theta[0].view(-1, 1, 1).expand(-1, x.shape[0], 1)
+
+    data = Data(torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4), "crafted")
+    convex = lambda f, y: ((f - 1) ** 2).mean()
+    double_well = lambda f, y: ((f**2 - 1) ** 2).mean()
+    rows = []
+    for name, loss, start, end in (("convex", convex, -0.5, 2.0), ("double well", double_well, -1.0, 1.0)):
+        taus, values = interpolate(loss, forward, [torch.tensor([start])], [torch.tensor([end])], data, 101)
+        assert values[0, 0].item() == pytest.approx(loss(torch.tensor(start), None).item())
+        rows += [dict(seed=0, c=1.0 if name == "convex" else 2.0, tau=t, loss=float(v)) for t, v in zip(taus, values[0])]
+    flags = barrier_flags(pd.DataFrame(rows))
+    assert flags.has_barrier.tolist() == [False, True]
+    assert flags.barrier.iloc[0] <= 0 and flags.barrier.iloc[1] == pytest.approx(1.0, abs=1e-6)

@@ -157,3 +157,10 @@ def test_models_are_built_on_the_requested_device():
     assert all(p.device.type == "cpu" for p in model.parameters())
     with pytest.raises(ValueError, match="reference_x"):
         build_model(ModelSpec("fcn", 2, 4, output="alpha", output_value=1.0), (1, 28, 28), seed=0)
+
+
+def test_variant_labels_name_the_intervention_and_its_value():
+    assert ModelSpec().variant == "standard"
+    assert ModelSpec(output="centered").variant == "centered"
+    assert ModelSpec(output="alpha", output_value=0.1).variant == "alpha=0.1"
+    assert ModelSpec(output="width-scaled", output_value=-0.5).variant == "width-scaled s=-0.5"
