@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch.func import grad, jvp
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.curvature import HessianOperator, lanczos, model_loss, power_iteration, stacked_loss
 from helpers.data import load_dataset
@@ -130,9 +130,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['width']} | {r['loop16_ms']:.1f} | {r['stacked16_ms']:.1f} | "
                      f"{r['stacked16_ms'] / r['loop16_ms']:.2f} |")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, write_results
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig
 from helpers.device import default_device
@@ -78,9 +78,7 @@ def main() -> None:
         lines.append(f"| {r['width']} | {r['method']} | {r['runs']} | {r['wall']:.1f} | {r['cpu']:.1f} | "
                      f"{r['speedup']:.2f} | {r['products']:.1f} | {r['err0']:.1e} | {r['err_median']:.1e} | "
                      f"{r['err_max']:.1e} | ({k}) | {'yes' if r['same'] else 'no'} |")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(RESULTS, lines)
 
 
 if __name__ == "__main__":

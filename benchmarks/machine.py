@@ -1,10 +1,11 @@
-"""One line naming the machine a benchmark ran on."""
+"""One line naming the machine a benchmark ran on, and how results are written."""
 
 from __future__ import annotations
 
 import os
 import platform
 from datetime import date
+from pathlib import Path
 
 import torch
 
@@ -20,3 +21,10 @@ def describe_machine(device: torch.device) -> str:
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return (f"Machine: {cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads; device {device}; run on {date.today().isoformat()}.")
+
+
+def write_results(path: Path, lines: list[str]) -> None:
+    """Write a benchmark's Markdown table to ``path`` and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

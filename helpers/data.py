@@ -19,6 +19,7 @@ import torch
 from torchvision import datasets as tv
 
 from helpers.device import generator, resolve_device
+from helpers.paths import configured_folder
 
 DATA_ENV_VAR = "EARLY_DYNAMICS_DATA"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -75,11 +76,7 @@ def canonical_name(name: str) -> str:
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """Return the data root: ``root`` if given, else ``$EARLY_DYNAMICS_DATA``, else ``data/`` in the repository."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR])
-    return Path(__file__).resolve().parent.parent / "data"
+    return configured_folder(root, DATA_ENV_VAR, "data")
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:

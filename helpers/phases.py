@@ -133,15 +133,17 @@ def polynomial_fit(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     return np.poly1d(np.polyfit(x[keep], y[keep], degree))
 
 
+def plain(value):
+    """A number as a plain Python value for gluing: int, float, bool, or None for NaN."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
 def plain_rows(table: pd.DataFrame, columns: dict[str, str]) -> list[dict]:
     """Rows as plain dicts {new name: int, float or None (for NaN)}, for gluing into a chapter."""
-    def plain(value):
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-        if isinstance(value, (float, np.floating)):
-            return None if np.isnan(value) else float(value)
-        return value
-
     return [{new: plain(row[old]) for old, new in columns.items()} for _, row in table.iterrows()]

@@ -18,17 +18,14 @@ import pandas as pd
 from helpers import __version__
 from helpers.config import SweepConfig
 from helpers.engine import Unit
+from helpers.paths import configured_folder
 
 RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
     """``root`` if given, else ``$EARLY_DYNAMICS_RESULTS``, else ``results/`` in the repository."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get(RESULTS_ENV_VAR):
-        return Path(os.environ[RESULTS_ENV_VAR])
-    return Path(__file__).resolve().parent.parent / "results"
+    return configured_folder(root, RESULTS_ENV_VAR, "results")
 
 
 def config_key(config: SweepConfig) -> str:

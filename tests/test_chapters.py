@@ -79,7 +79,11 @@ def glued(notebook: Path) -> dict:
         for output in cell.get("outputs", []):
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
             if name:
-                out[name] = ast.literal_eval(output["data"]["application/papermill.record/text/plain"])
+                data = output["data"]
+                markdown = data.get("application/papermill.record/text/markdown")
+                text = data["application/papermill.record/text/plain"]
+                out[name] = markdown if markdown is not None else (float(text) if text == "nan" else
+                                                                   ast.literal_eval(text))
     return out
 
 
