@@ -1,4 +1,9 @@
-"""Command line: ``python -m helpers data NAME`` loads (downloading if online) and describes a dataset."""
+"""Command line.
+
+``python -m helpers data NAME`` loads (downloading if online) and describes a dataset.
+``python -m helpers sweep params/<chapter>/<preset>.yml [--scheduler ADDRESS]`` computes a preset's sweeps,
+on a Dask cluster or locally, into the results store that the chapter then loads from.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("name", help="fashion-mnist, mnist or cifar10")
     data.add_argument("--root", default=None, help="data root (default: $EARLY_DYNAMICS_DATA or data/)")
     data.add_argument("--no-download", action="store_true", help="only look for files; never download")
+    sweep = commands.add_parser("sweep", help="compute the sweeps of a chapter's preset into the results store")
+    sweep.add_argument("preset", help="params/<chapter>/<name>.yml")
+    sweep.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run here)")
+    sweep.add_argument("--workers", type=int, default=0, help="start a local Dask cluster of this many workers")
+    sweep.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    sweep.add_argument("--results", default=None, help="results store (default: $EARLY_DYNAMICS_RESULTS or results/)")
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return run_preset(args)
 
     try:
         for train in (True, False):
@@ -28,6 +41,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_preset(args: argparse.Namespace) -> int:
+    """Compute every unit of a preset's sweeps that is not stored yet; report failures; exit non-zero on any."""
+    from helpers.presets import preset_sweeps
+    from helpers.store import ResultsStore
+    from helpers.sweep import run_sweep
+
+    try:
+        configs = preset_sweeps(args.preset)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    store = ResultsStore(args.results)
+    units = sum(len(c.seeds) for c in configs)
+    print(f"{args.preset}: {len(configs)} sweeps, {units} units, results in {store.root}")
+    if args.scheduler is None and not args.workers:
+        for config in configs:
+            run_sweep(config, store=store, progress=True)
+        print("done")
+        return 0
+    from dask.distributed import Client, LocalCluster
+
+    from helpers.distributed import submit_units
+
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1) if args.workers else None
+    with Client(cluster if cluster is not None else args.scheduler) as client:
+        failures = submit_units(configs, client, store, threads=args.threads, progress=True)
+    if cluster is not None:
+        cluster.close()
+    for failure in failures:
+        print(f"failed: seed {failure.seed} of {failure.config}: {failure.error}", file=sys.stderr)
+    print("done" if not failures else f"{len(failures)} unit(s) failed")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

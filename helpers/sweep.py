@@ -39,13 +39,16 @@ def with_parameters(table: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
 
 def sweep_results(config: SweepConfig, *, store: ResultsStore | None = None,
                   device: str | torch.device | None = None, cache: bool = True,
-                  progress: bool | None = None) -> Unit:
+                  progress: bool | None = None, scheduler=None) -> Unit:
     """Both tables of a sweep (runs, and the interpolated losses if asked for), with the sweep's parameters.
 
     Stored units are loaded, not recomputed; each finished initialization is written at once, so an interrupted
-    sweep resumes where it stopped.
+    sweep resumes where it stopped. With ``scheduler`` (a Dask client, cluster or address) the missing units are
+    computed on the cluster first.
     """
     store = store or ResultsStore()
+    if scheduler is not None:
+        compute_on_cluster([config], scheduler, store)
     show = sys.stderr.isatty() if progress is None else progress
     units, data = [], None
     for seed in tqdm(config.seeds, desc=f"{config.model.arch} d={config.model.depth} w={config.model.width}",
@@ -67,10 +70,24 @@ def run_sweep(config: SweepConfig, **kwargs) -> pd.DataFrame:
     return sweep_results(config, **kwargs).runs
 
 
+def compute_on_cluster(configs: list[SweepConfig], scheduler, store: ResultsStore) -> None:
+    """Compute the missing units of ``configs`` on a Dask cluster; raise one error listing any that failed."""
+    from helpers.distributed import submit_units
+
+    failures = submit_units(configs, scheduler, store)
+    if failures:
+        lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)
+        raise RuntimeError(f"{len(failures)} unit(s) failed on the cluster (the others are stored):\n{lines}")
+
+
 def grid_results(config: SweepConfig, depths: list[int], widths: list[int], **kwargs) -> Unit:
     """Both tables of the sweep of ``config`` at every (depth, width), concatenated."""
     if not depths or not widths:
         raise ValueError("depths and widths must be non-empty lists")
+    if kwargs.get("scheduler") is not None:
+        store = kwargs.setdefault("store", ResultsStore())
+        compute_on_cluster([config.with_model(depth=d, width=w) for d in depths for w in widths],
+                           kwargs.pop("scheduler"), store)
     found = [sweep_results(config.with_model(depth=d, width=w), **kwargs) for d in depths for w in widths]
     return Unit(pd.concat([u.runs for u in found], ignore_index=True),
                 pd.concat([u.interpolation for u in found], ignore_index=True))
