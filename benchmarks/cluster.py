@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import torch
-from dask.distributed import Client, LocalCluster
+from dask.distributed import Client
 
 from benchmarks.machine import describe_machine, write_results
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig, c_grid
-from helpers.distributed import submit_units
+from helpers.distributed import local_cluster, submit_units
 from helpers.store import ResultsStore
 from helpers.sweep import run_sweep
 
@@ -26,8 +26,7 @@ CONFIG = SweepConfig(model=ModelSpec("fcn", 4, 128), n_train=2560, n_sharpness=5
 
 def on_cluster(workers: int, threads: int) -> float:
     """Wall seconds for the sweep on a fresh LocalCluster (worker start-up excluded)."""
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client, tempfile.TemporaryDirectory() as root:
+    with local_cluster(workers) as cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as root:
         client.run(lambda: __import__("helpers.sweep"))  # import torch and helpers on every worker first
         start = time.perf_counter()
         failures = submit_units([CONFIG], client, ResultsStore(root), threads=threads)

@@ -8,6 +8,7 @@ on a Dask cluster or locally, into the results store that the chapter then loads
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from helpers.data import DatasetUnavailable, load_dataset
@@ -62,15 +63,14 @@ def run_preset(args: argparse.Namespace) -> int:
             run_sweep(config, store=store, progress=True)
         print("done")
         return 0
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
-    from helpers.distributed import submit_units
+    from helpers.distributed import local_cluster, submit_units
 
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1) if args.workers else None
-    with Client(cluster if cluster is not None else args.scheduler) as client:
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(local_cluster(args.workers)) if args.workers else args.scheduler
+        client = stack.enter_context(Client(target))
         failures = submit_units(configs, client, store, threads=args.threads, progress=True)
-    if cluster is not None:
-        cluster.close()
     for failure in failures:
         print(f"failed: seed {failure.seed} of {failure.config}: {failure.error}", file=sys.stderr)
     print("done" if not failures else f"{len(failures)} unit(s) failed")

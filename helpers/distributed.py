@@ -7,6 +7,8 @@ elsewhere; a unit that raises is reported with its parameters while the others c
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +33,24 @@ def compute_and_store(config: SweepConfig, seed: int, root: str, threads: int | 
     if threads:
         torch.set_num_threads(threads)
     return str(ResultsStore(root).save(config, seed, compute_unit(config, seed)))
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, **kwargs):
+    """A Dask ``LocalCluster`` of ``n_workers`` single-threaded processes.
+
+    Dask sets variables such as ``OMP_NUM_THREADS=1`` in the *calling* process's environment when it starts its
+    workers; they are restored on exit, so that later work here (or kernels started from here) keeps its threads.
+    """
+    from dask.distributed import LocalCluster
+
+    saved = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, **kwargs) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def connect(scheduler):

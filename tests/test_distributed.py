@@ -14,11 +14,11 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-from dask.distributed import Client, LocalCluster
+from dask.distributed import Client
 
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig, c_grid
-from helpers.distributed import submit_units
+from helpers.distributed import local_cluster, submit_units
 from helpers.store import ResultsStore
 from helpers.sweep import run_sweep
 from tests.chapters import BOOK, ROOT
@@ -30,9 +30,15 @@ CONFIG = SweepConfig(model=ModelSpec("fcn", 2, 16), n_train=256, n_sharpness=64,
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_was():
+    before = dict(os.environ)
+    with local_cluster(1):
+        pass
+    assert dict(os.environ) == before
 
 
 def test_cluster_sweep_equals_the_local_sweep_bit_for_bit(client, tmp_path):
