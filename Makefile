@@ -6,6 +6,7 @@ setup:
 
 book: setup
 	.venv/bin/jupyter-book build book/ --config _config.yml --toc "$(CURDIR)/_toc.yml" --all -W --keep-going
+	.venv/bin/python scripts/check_book.py _build/html
 
 test: setup
 	.venv/bin/python -m pytest --nbval-lax

@@ -13,9 +13,9 @@ import torch
 from dask.distributed import Client
 
 from benchmarks.machine import describe_machine, write_results
+from helpers.backends import Dask, local_cluster
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig, c_grid
-from helpers.distributed import local_cluster, submit_units
 from helpers.store import ResultsStore
 from helpers.sweep import run_sweep
 
@@ -29,7 +29,7 @@ def on_cluster(workers: int, threads: int) -> float:
     with local_cluster(workers) as cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as root:
         client.run(lambda: __import__("helpers.sweep"))  # import torch and helpers on every worker first
         start = time.perf_counter()
-        failures = submit_units([CONFIG], client, ResultsStore(root), threads=threads)
+        failures = Dask(client, threads=threads).compute([(CONFIG, s) for s in CONFIG.seeds], ResultsStore(root))
         assert not failures, failures
         return time.perf_counter() - start
 

@@ -7,8 +7,8 @@ FCN depth 4 at widths 128 and 512 on 2048 Fashion-MNIST examples (MSE, at initia
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.func import grad, jvp

@@ -1,36 +1,43 @@
 """Command line.
 
 ``python -m helpers data NAME`` loads (downloading if online) and describes a dataset.
-``python -m helpers sweep params/<chapter>/<preset>.yml [--scheduler ADDRESS]`` computes a preset's sweeps,
-on a Dask cluster or locally, into the results store that the chapter then loads from.
+``python -m helpers sweep CHAPTER [PRESET ...]`` computes the sweeps that a chapter runs with a preset (a name in
+``params/CHAPTER/`` or a path; several are applied in turn) into the results store, which the chapter run with the
+same parameters then loads. ``--backend`` picks where: ``serial`` (here), ``processes`` (local worker processes) or
+``dask`` (``--scheduler ADDRESS``, or a local cluster of ``--workers`` processes).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
+from pathlib import Path
 
 from helpers.data import DatasetUnavailable, load_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="load a dataset (fetching it when online) and print its shape")
     data.add_argument("name", help="fashion-mnist, mnist or cifar10")
     data.add_argument("--root", default=None, help="data root (default: $EARLY_DYNAMICS_DATA or data/)")
     data.add_argument("--no-download", action="store_true", help="only look for files; never download")
-    sweep = commands.add_parser("sweep", help="compute the sweeps of a chapter's preset into the results store")
-    sweep.add_argument("preset", help="params/<chapter>/<name>.yml")
-    sweep.add_argument("--scheduler", default=None, help="Dask scheduler address (default: run here)")
-    sweep.add_argument("--workers", type=int, default=0, help="start a local Dask cluster of this many workers")
+    sweep = commands.add_parser("sweep", help="compute a chapter's sweeps (with presets) into the results store")
+    sweep.add_argument("chapter", help="a chapter, e.g. 03_phase_diagrams (or a preset path params/<chapter>/x.yml)")
+    sweep.add_argument("presets", nargs="*", help="preset names in params/<chapter>/ or paths, applied in turn")
+    sweep.add_argument("--backend", default=None, help="serial, processes or dask (default: dask with --scheduler "
+                                                       "or --workers, else serial)")
+    sweep.add_argument("--scheduler", default=None, help="Dask scheduler address")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="worker processes (processes backend, or a local Dask cluster)")
     sweep.add_argument("--threads", type=int, default=None, help="torch threads per worker")
     sweep.add_argument("--results", default=None, help="results store (default: $EARLY_DYNAMICS_RESULTS or results/)")
     args = parser.parse_args(argv)
     if args.command == "sweep":
-        return run_preset(args)
+        return run_chapter_sweeps(args)
 
     try:
         for train in (True, False):
@@ -44,37 +51,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_preset(args: argparse.Namespace) -> int:
-    """Compute every unit of a preset's sweeps that is not stored yet; report failures; exit non-zero on any."""
-    from helpers.presets import preset_sweeps
-    from helpers.store import ResultsStore
-    from helpers.sweep import run_sweep
+def backend_of(args: argparse.Namespace):
+    """The backend the arguments ask for."""
+    from helpers.backends import get_backend
 
+    name = args.backend or ("dask" if args.scheduler or args.workers else "serial")
+    options: dict = {"progress": True}
+    if name == "dask":
+        options.update(scheduler=args.scheduler, threads=args.threads)
+    if name in ("dask", "processes") and args.workers:
+        options["workers"] = args.workers
+    if name == "processes" and args.threads:
+        options["threads"] = args.threads
+    return get_backend(name, **options)
+
+
+def run_chapter_sweeps(args: argparse.Namespace) -> int:
+    """Compute every unit of a chapter's sweeps that is not stored yet; report failures; exit non-zero on any."""
+    from helpers.chapter_params import chapter_parameters
+    from helpers.chapter_sweeps import chapter_sweeps, unique_configs
+    from helpers.store import ResultsStore
+    from helpers.sweep import SweepFailed, compute_missing
+
+    chapter, presets = args.chapter, list(args.presets)
+    if chapter.endswith((".yml", ".yaml")):  # params/<chapter>/<name>.yml
+        chapter, presets = Path(chapter).parent.name, [chapter, *presets]
     try:
-        configs = preset_sweeps(args.preset)
+        configs = unique_configs(chapter_sweeps(chapter_parameters(chapter, *presets)))
+        backend = backend_of(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     store = ResultsStore(args.results)
     units = sum(len(c.seeds) for c in configs)
-    print(f"{args.preset}: {len(configs)} sweeps, {units} units, results in {store.root}")
-    if args.scheduler is None and not args.workers:
-        for config in configs:
-            run_sweep(config, store=store, progress=True)
-        print("done")
-        return 0
-    from dask.distributed import Client
-
-    from helpers.distributed import local_cluster, submit_units
-
-    with contextlib.ExitStack() as stack:
-        target = stack.enter_context(local_cluster(args.workers)) if args.workers else args.scheduler
-        client = stack.enter_context(Client(target))
-        failures = submit_units(configs, client, store, threads=args.threads, progress=True)
-    for failure in failures:
-        print(f"failed: seed {failure.seed} of {failure.config}: {failure.error}", file=sys.stderr)
-    print("done" if not failures else f"{len(failures)} unit(s) failed")
-    return 1 if failures else 0
+    print(f"{chapter} {' '.join(presets)}: {len(configs)} sweeps, {units} units, results in {store.root}")
+    try:
+        computed = compute_missing(configs, store, backend)
+    except SweepFailed as err:
+        print(f"failed: {err}", file=sys.stderr)
+        return 1
+    print(f"done: {computed} unit(s) computed, {units - computed} already stored")
+    return 0
 
 
 if __name__ == "__main__":

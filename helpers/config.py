@@ -11,6 +11,8 @@ from helpers.data import TRAIN_SIZES, canonical_name
 from helpers.losses import LOSSES
 
 SHARPNESS_METHODS = ("lanczos", "power")
+SEARCHES = ("bisect", "scan")
+_TUPLES = ("c_values", "seeds", "measure_at")
 
 
 def c_grid(x_max: float = 6.0, x_step: float = 0.1, x_min: float = 0.0) -> tuple[float, ...]:
@@ -34,9 +36,11 @@ class SweepConfig:
     ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``interpolation_points`` > 0 also
     measures, after each run, the loss L((1 − τ)θ₀ + τθ_T) at that many τ ∈ [0, 1] (the study uses 101).
     ``loss_every_step=False`` measures L_t only where the sharpness is measured (long runs; the minibatch loss
-    still detects divergence at every step). ``measure_at`` lists the steps at
-    which the sharpness is measured (None: every step). ``stack`` is how many runs train together as one stack
-    of models (None: one on CPU, up to 16 on a GPU).
+    still detects divergence at every step). ``search`` is how the grid is searched (see :mod:`helpers.engine`):
+    ``bisect`` measures λ^H only in the runs that bracket c_sharp, ``scan`` in every run; ``measure_at`` lists the
+    steps at which ``scan`` measures it (None: every step). ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded
+    to two decimals, exceeds 1 + ε" that the bracket decides by (the study's 0.05 for zero-output networks).
+    ``stack`` is how many runs train together as one stack of models (None: one on CPU, up to 16 on a GPU).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -50,6 +54,8 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
     sharpness: str = "lanczos"
+    search: str = "bisect"
+    rise_epsilon: float = 0.0
     lanczos_tol: float = 1e-3
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = 1e5
@@ -85,6 +91,12 @@ class SweepConfig:
                              f"subset it is drawn from (n_train={self.n_train})")
         if self.sharpness not in SHARPNESS_METHODS:
             raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        if self.measure_at is not None and self.search != "scan":
+            raise ValueError("measure_at asks for the sharpness at given steps of every run: use search='scan'")
+        if not (self.rise_epsilon >= 0 and math.isfinite(self.rise_epsilon)):
+            raise ValueError(f"rise_epsilon must be a finite number ≥ 0, got {self.rise_epsilon!r}")
         if self.measure_at is not None and any(t < 0 or t > self.steps for t in self.measure_at):
             raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
         if self.interpolation_points == 1 or self.interpolation_points < 0:
@@ -96,6 +108,21 @@ class SweepConfig:
         """The same sweep for a model with some fields changed (e.g. ``width=256``)."""
         return replace(self, model=replace(self.model, **changes))
 
+    def updated(self, **changes: Any) -> SweepConfig:
+        """The same sweep with some fields changed; model fields (``width``, ``arch``, …) go to the model.
+
+        Values are normalized and validated as in :meth:`from_dict` (lists become tuples; unknown names are an error).
+        """
+        model_fields = {f.name for f in fields(ModelSpec)}
+        own_fields = {f.name for f in fields(self)} - {"model"}
+        unknown = set(changes) - model_fields - own_fields
+        if unknown:
+            raise ValueError(f"unknown sweep parameters {sorted(unknown)}")
+        model = {k: v for k, v in changes.items() if k in model_fields}
+        rest = {k: tuple(v) if k in _TUPLES and v is not None else v
+                for k, v in changes.items() if k not in model_fields}
+        return replace(self, model=replace(self.model, **model), **rest)
+
     def key_dict(self) -> dict:
         """Everything that determines a run's numbers (not the seeds, which index units, nor ``stack``)."""
         out = asdict(self)
@@ -106,13 +133,4 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, values: dict) -> SweepConfig:
         """Build from plain values (a preset or papermill parameters); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known - {f.name for f in fields(ModelSpec)}
-        if unknown:
-            raise ValueError(f"unknown sweep parameters {sorted(unknown)}")
-        model = {k: v for k, v in values.items() if k in {f.name for f in fields(ModelSpec)}}
-        rest = {k: v for k, v in values.items() if k in known and k != "model"}
-        for name in ("c_values", "seeds", "measure_at"):
-            if rest.get(name) is not None:
-                rest[name] = tuple(rest[name])
-        return cls(model=ModelSpec(**model), **rest)
+        return cls().updated(**values)

@@ -8,8 +8,9 @@ product serves all M). Vectors are always [M, P]; results for an unstacked opera
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -221,4 +222,6 @@ def exact_hessian(loss_fn: LossFunction, params: Sequence[torch.Tensor]) -> torc
     def on_flat(theta: torch.Tensor) -> torch.Tensor:
         return loss_fn(unflatten(theta.unsqueeze(0), like))
 
-    return torch.func.hessian(on_flat)(flat)
+    with warnings.catch_warnings():  # forward mode's first use loads torch decompositions that warn about jit
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        return torch.func.hessian(on_flat)(flat)

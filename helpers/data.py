@@ -187,7 +187,8 @@ def _unavailable(name: str, root: Path, looked: list[str], reason: str) -> Datas
     raw = root / _idx_class(name).__name__ / "raw"
     how = HOW_TO_GET[name].format(files=", ".join(IDX_FILES), raw=raw, root=root)
     places = "\n".join(f"  - {place}" for place in looked)
-    return DatasetUnavailable(f"dataset {name!r} is not available.\nLooked in:\n{places}\nand {reason}.\nTo get it: {how}.")
+    return DatasetUnavailable(f"dataset {name!r} is not available.\nLooked in:\n{places}\nand {reason}.\n"
+                              f"To get it: {how}.")
 
 
 def load_dataset(

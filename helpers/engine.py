@@ -1,8 +1,18 @@
-"""Early-training runs: plain SGD at η = c/λ^H_0 over a grid of c, loss and sharpness recorded after every step.
+"""Early-training runs: plain SGD at η = c/λ^H_0 over a grid of c, the loss recorded after every step and the
+sharpness where a decision needs it.
 
 One *unit* is one initialization: λ^H_0 is measured once at θ₀, then the grid of c is scanned upward until the
 first divergent run. Runs of one unit share θ₀ and the SGD batch order; ``stack`` of them train together as one
 stack of models (one Hessian-vector product serves the whole stack).
+
+Two searches (``SweepConfig.search``):
+
+- ``scan``: every run of the grid measures λ^H_t at every step (or at ``measure_at``).
+- ``bisect``: the scan trains loss-only runs (no Hessian products), which fixes c_loss and c_max exactly as the
+  full scan would (the training arithmetic is the same); then c_sharp is bracketed on the same grid below the
+  first divergence: runs in the middle of the bracket are trained again measuring λ^H_t, each until its ratio
+  λ^H_t/λ^H_0 has risen, and the bracket shrinks to the smallest rising c. It finds the full scan's c_sharp
+  whenever "the sharpness rises" is monotone in c along the runs the bracket visits.
 """
 
 from __future__ import annotations
@@ -14,12 +24,14 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from helpers import __version__
 from helpers.build import build_model
 from helpers.config import SweepConfig
 from helpers.curvature import Eigen, HessianOperator, lanczos, per_model_loss, power_iteration, stack_models
 from helpers.data import Data, data_root, load_dataset
 from helpers.device import generator, resolve_device
 from helpers.losses import Loss, get_loss
+from helpers.phases import rises
 
 GPU_STACK = 16
 
@@ -76,10 +88,13 @@ def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[t
 
 
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
-                start: Eigen, batches: list[torch.Tensor]) -> tuple[list[dict], list[dict]]:
+                start: Eigen, batches: list[torch.Tensor], *, measure: bool = True, until_rise: bool = False,
+                interpolation: bool = True) -> tuple[list[dict], list[dict]]:
     """Train one stack of runs from the same θ₀ at η_m = c_m/λ^H_0.
 
-    Returns one record per run and step, and (if asked for) one per non-divergent run and interpolation point τ.
+    ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` stops measuring the sharpness once
+    every run's λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). Returns one record per run
+    and step, and (if asked for) one per non-divergent run and interpolation point τ.
     """
     loss = get_loss(config.loss)
     m = len(c_values)
@@ -92,12 +107,15 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         return per_model_loss(loss, forward(theta, xs), ys).sum()
 
     measured = set(range(config.steps + 1)) if config.measure_at is None else set(config.measure_at)
+    if not measure:
+        measured = set()
     params = [p.clone() for p in params0]
     with torch.no_grad():
         loss0 = float(per_model_loss(loss, forward(params, data.x), data.y)[0])
     records = [dict(c=c, step=0, loss=loss0, batch_loss=math.nan, sharpness=sharpness0, diverged=False,
                     products=start.n_products, converged=bool(start.converged[0])) for c in c_values]
     alive = torch.ones(m, dtype=torch.bool, device=lr.device)
+    risen = [False] * m
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
@@ -117,9 +135,12 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         was_alive, alive = alive, alive & ~dead
         params = [torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, p0) for p, p0 in zip(params, params0)]
         eig = None
-        if step in measured and bool(alive.any()):
+        waiting = [bool(alive[i]) and not risen[i] for i in range(m)]
+        if step in measured and (any(waiting) if until_rise else bool(alive.any())):
             eig = measure_sharpness(HessianOperator(sharp_loss, params, stacked=True), config, v0, seed + step)
             v0 = eig.eigenvector
+            risen = [r or (a and rises([float(eig.eigenvalue[i]) / sharpness0], config.rise_epsilon))
+                     for i, (r, a) in enumerate(zip(risen, alive.tolist()))]
         for i in range(m):
             if not was_alive[i]:
                 continue
@@ -133,15 +154,44 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     for r in records:
         r.update(seed=seed, lr=r["c"] / sharpness0, sharpness0=sharpness0, loss0=loss0)
     segment = []
-    if config.interpolation_points and bool(alive.any()):
+    if interpolation and config.interpolation_points and bool(alive.any()):
         taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points)
         segment = [dict(seed=seed, c=c_values[i], tau=tau, loss=float(values[i, j]))
                    for i in range(m) if alive[i] for j, tau in enumerate(taus)]
     return records, segment
 
 
+def sharpness_rose(records: list[dict], epsilon: float) -> bool:
+    """Whether a run's λ^H_t/λ^H_0 (1 ≤ t ≤ T, before any divergence) rose, by the two-decimal rule."""
+    return rises([r["sharpness"] / r["sharpness0"] for r in records if r["step"] >= 1 and not r["diverged"]], epsilon)
+
+
+def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int) -> list[dict]:
+    """Replace the loss-only records of the runs a bracket on c_sharp visits by records with the sharpness.
+
+    Among the runs below the first divergence, [lo, hi) brackets the smallest rising index (hi = their count when
+    none rises: then c_sharp is filled like the full scan fills it). Each round trains up to ``size`` runs spread
+    evenly inside the bracket, measuring λ^H_t until it has risen, and shrinks the bracket to them.
+    """
+    divergent = [r["c"] for r in records if r["diverged"]]
+    below = sorted({r["c"] for r in records if not divergent or r["c"] < min(divergent)})
+    measured: dict[float, list[dict]] = {}
+    lo, hi = -1, len(below)
+    while hi - lo > 1:
+        count = min(size, hi - lo - 1)
+        picks = sorted({lo + round((k + 1) * (hi - lo) / (count + 1)) for k in range(count)})
+        new, _ = train([below[i] for i in picks], measure=True, until_rise=True, interpolation=False)
+        for i in picks:
+            measured[below[i]] = [r for r in new if r["c"] == below[i]]
+        rose = [i for i in picks if sharpness_rose(measured[below[i]], config.rise_epsilon)]
+        hi = min(rose, default=hi)
+        lo = max([i for i in picks if i < hi and i not in rose], default=lo)
+    return [r for r in records if r["c"] not in measured] + [r for rows in measured.values() for r in rows]
+
+
 def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None) -> Unit:
-    """One initialization: measure λ^H_0, then scan the c grid upward, stopping after the first divergent run."""
+    """One initialization: measure λ^H_0, scan the c grid upward until the first divergent run, and (``bisect``)
+    bracket c_sharp among the runs below it."""
     target = resolve_device(device)
     data = data.to(target)
     model = build_model(config.model, tuple(data.x.shape[1:]), seed=seed, device=target,
@@ -156,18 +206,43 @@ def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.dev
                          "η = c/λ^H_0 is undefined")
     batches = [b.to(target) for b in batch_order(len(data), config.batch_size, config.steps, seed)]
     size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
+    train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches)
     records: list[dict] = []
     segments: list[dict] = []
     for first in range(0, len(config.c_values), size):
         chunk = list(config.c_values[first : first + size])
-        new, segment = train_chunk(config, model, data, chunk, seed, start, batches)
+        new, segment = train(chunk, measure=config.search == "scan")
         stop = min((r["c"] for r in new if r["diverged"]), default=None)
         records += [r for r in new if stop is None or r["c"] <= stop]
         segments += [r for r in segment if stop is None or r["c"] <= stop]
         if stop is not None:
             break
+    if config.search == "bisect":
+        records = bracket_sharpness(config, records, train, size)
     columns = ["seed", "c", "lr", "step", "loss", "loss0", "batch_loss", "sharpness", "sharpness0", "diverged",
                "products", "converged"]
     runs = pd.DataFrame.from_records(records, columns=columns).sort_values(["c", "step"], ignore_index=True)
     segment_table = pd.DataFrame.from_records(segments, columns=["seed", "c", "tau", "loss"])
     return Unit(runs, segment_table.sort_values(["c", "tau"], ignore_index=True))
+
+
+def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
+                 device: str | torch.device | None = None) -> Unit:
+    """One unit's tables, the runs marked with the device and package version that produced them."""
+    target = resolve_device(device)
+    unit = run_unit(config, seed, data if data is not None else load_sweep_data(config, target), target)
+    return Unit(unit.runs.assign(device=target.type, version=__version__), unit.interpolation)
+
+
+def loss_rounding_error(config: SweepConfig, seed: int, device: str | torch.device | None = None) -> float:
+    """|L₃₂(θ₀) − L₆₄(θ₀)| / L₆₄(θ₀): the relative float32 rounding error of the loss on the measurement set at the
+    initialization of ``seed`` (the noise floor of differences of L, e.g. of an interpolated barrier)."""
+    target = resolve_device(device)
+    data = load_sweep_data(config, target)
+    model = build_model(config.model, tuple(data.x.shape[1:]), seed=seed, device=target,
+                        reference_x=data.x[: config.n_sharpness])
+    loss = get_loss(config.loss)
+    with torch.no_grad():
+        single = float(loss(model(data.x), data.y))
+        double = float(loss(model.double()(data.x.double()), data.y.double()))
+    return abs(single - double) / abs(double)

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 PARAMETERIZATIONS = ("sp", "ntp")
 MYRTLE_POOLS = {5: (1, 2, 3), 7: (1, 3, 5), 10: (2, 5, 8)}
 RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+RESNET_INITS = {"lecun": 1.0, "he": 2.0}  # σ² of every convolution: the study's code (Flax default) uses LeCun
 
 
 def _normal(shape: tuple[int, ...], std: float, gen: torch.Generator) -> nn.Parameter:
@@ -113,11 +114,12 @@ class MyrtleCNN(nn.Module):
 class BasicBlock(nn.Module):
     """ResNet v1 basic block without normalization: relu(conv(relu(conv(x))) + shortcut(x))."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, gen: torch.Generator) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, gen: torch.Generator, sigma2: float = 2.0) -> None:
         super().__init__()
-        self.conv1 = Conv(c_in, c_out, 3, gen, stride=stride)
-        self.conv2 = Conv(c_out, c_out, 3, gen)
-        self.shortcut = Conv(c_in, c_out, 1, gen, stride=stride) if (stride != 1 or c_in != c_out) else None
+        self.conv1 = Conv(c_in, c_out, 3, gen, stride=stride, sigma2=sigma2)
+        self.conv2 = Conv(c_out, c_out, 3, gen, sigma2=sigma2)
+        self.shortcut = (Conv(c_in, c_out, 1, gen, stride=stride, sigma2=sigma2)
+                         if (stride != 1 or c_in != c_out) else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.shortcut is None else self.shortcut(x)
@@ -125,23 +127,31 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet-18/34 v1 without normalization; ``width`` = channels of the first stage (w, 2w, 4w, 8w)."""
+    """ResNet-18/34 v1 without normalization; ``width`` = channels of the first stage (w, 2w, 4w, 8w).
 
-    def __init__(self, in_channels: int, depth: int, width: int, num_classes: int = 10, seed: int = 0) -> None:
+    ``init="lecun"`` (the study's code): every convolution N(0, 1/fan_in) and a readout with a bias (starting at 0);
+    ``init="he"``: convolutions N(0, 2/fan_in) and no readout bias, like the FCN and Myrtle networks.
+    """
+
+    def __init__(self, in_channels: int, depth: int, width: int, num_classes: int = 10, seed: int = 0,
+                 init: str = "lecun") -> None:
         super().__init__()
         if depth not in RESNET_BLOCKS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth!r}")
+        if init not in RESNET_INITS:
+            raise ValueError(f"ResNet init must be one of {sorted(RESNET_INITS)}, got {init!r}")
         _check_positive(in_channels=in_channels, width=width, num_classes=num_classes)
         gen = torch.Generator().manual_seed(seed)
-        self.stem = Conv(in_channels, width, 7, gen, stride=2)
+        sigma2 = RESNET_INITS[init]
+        self.stem = Conv(in_channels, width, 7, gen, stride=2, sigma2=sigma2)
         blocks, c_in = [], width
         for stage, count in enumerate(RESNET_BLOCKS[depth]):
             c_out = width * 2**stage
             for b in range(count):
-                blocks.append(BasicBlock(c_in, c_out, 2 if (b == 0 and stage > 0) else 1, gen))
+                blocks.append(BasicBlock(c_in, c_out, 2 if (b == 0 and stage > 0) else 1, gen, sigma2))
                 c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.readout = Dense(c_in, num_classes, 1.0, "sp", False, gen)
+        self.readout = Dense(c_in, num_classes, 1.0, "sp", init == "lecun", gen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.max_pool2d(F.relu(self.stem(x)), 3, stride=2, padding=1)

@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+ZERO_OUTPUTS = ("centered", "zero-last-layer")  # the variants whose output is zero at initialization
+
 
 def zero_last_layer(model: nn.Module) -> nn.Module:
     """Set the readout's weights (and bias) to zero in place, so that f(x; θ₀) = 0; return the model."""

@@ -3,7 +3,9 @@
 Rules of the study: a ratio (L_t/L_0 or λ^H_t/λ^H_0, 1 ≤ t ≤ T) counts as a rise when, rounded to two decimals,
 it exceeds 1 (1 + ε for the sharpness of zero-output networks). Per initialization:
 c_loss = smallest c whose loss rises, c_sharp = smallest c whose sharpness rises, c_max = largest c before the
-first divergent one. When no run below the first divergence rises, the constant is c_max.
+first divergent one. When no run below the first divergence rises, the constant is *filled* with c_max (a lower
+bound, not an observation): the tables say so in ``c_loss_filled`` and ``c_sharp_filled``, and the ordering
+c_loss ≤ c_sharp ≤ c_max is checked only where both were observed (``order_observed``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 PHASES = ("sharpness reduction", "loss catapult", "loss and sharpness catapult", "divergent")
 CONSTANTS = ("c_loss", "c_sharp", "c_max")
 MODEL_KEYS = ("arch", "depth", "width", "parameterization", "bias", "output", "output_value", "dataset", "loss_fn",
-              "batch_size")
+              "batch_size", "sharpness_method", "search")
 
 
 def rises(ratios: np.ndarray | pd.Series, epsilon: float = 0.0) -> bool:
@@ -29,15 +31,18 @@ def group_keys(table: pd.DataFrame) -> list[str]:
     return [k for k in MODEL_KEYS if k in table.columns]
 
 
-def run_flags(table: pd.DataFrame, epsilon: float = 0.0) -> pd.DataFrame:
-    """One row per run (…, seed, c): whether its loss rose, its sharpness rose, and whether it diverged."""
+def run_flags(table: pd.DataFrame, epsilon: float | None = None) -> pd.DataFrame:
+    """One row per run (…, seed, c): whether its loss rose, whether its sharpness was measured and rose, and
+    whether it diverged. ``epsilon`` defaults to the sweep's ``rise_epsilon`` column (0 without one)."""
     rows = []
     keys = group_keys(table) + ["seed", "c"]
     for key, run in table.groupby(keys, dropna=False, sort=True):
         later = run[(run["step"] >= 1) & ~run["diverged"]]
+        eps = epsilon if epsilon is not None else float(run["rise_epsilon"].iloc[0]) if "rise_epsilon" in run else 0.0
         rows.append(dict(zip(keys, key), diverged=bool(run["diverged"].any()),
                          loss_rises=rises(later["loss"] / later["loss0"]),
-                         sharp_rises=rises(later["sharpness"] / later["sharpness0"], epsilon)))
+                         sharp_measured=bool(later["sharpness"].notna().any()),
+                         sharp_rises=rises(later["sharpness"] / later["sharpness0"], eps)))
     return pd.DataFrame(rows)
 
 
@@ -49,53 +54,68 @@ def constants_of(flags: pd.DataFrame) -> dict:
     censored = not divergent.any()
     first = len(c) if censored else int(np.argmax(divergent))
     if first == 0:
-        return dict(c_loss=np.nan, c_sharp=np.nan, c_max=np.nan, censored=False)
+        return dict(c_loss=np.nan, c_sharp=np.nan, c_max=np.nan, censored=False, c_loss_filled=False,
+                    c_sharp_filled=False)
     c_max = float(c[first - 1])
     below = flags.iloc[:first]
     out = dict(c_max=c_max, censored=censored)
     for name, flag in (("c_loss", "loss_rises"), ("c_sharp", "sharp_rises")):
         rising = below.loc[below[flag], "c"]
         out[name] = float(rising.iloc[0]) if len(rising) else c_max
+        out[f"{name}_filled"] = not len(rising)
     return out
 
 
-def critical_constants(table: pd.DataFrame, epsilon: float = 0.0) -> pd.DataFrame:
-    """One row per initialization (model keys, seed) with c_loss, c_sharp, c_max and ``censored``."""
+def critical_constants(table: pd.DataFrame, epsilon: float | None = None) -> pd.DataFrame:
+    """One row per initialization (model keys, seed) with c_loss, c_sharp, c_max, whether each of the first two was
+    filled with c_max, ``censored`` (no divergence on the grid), ``ordered`` and ``order_observed``."""
     flags = run_flags(table, epsilon)
     keys = group_keys(table) + ["seed"]
     rows = [dict(zip(keys, key), **constants_of(runs)) for key, runs in flags.groupby(keys, dropna=False)]
     out = pd.DataFrame(rows)
     out["ordered"] = (out["c_loss"] <= out["c_sharp"]) & (out["c_sharp"] <= out["c_max"])
+    out["order_observed"] = ~out["c_loss_filled"] & ~out["c_sharp_filled"] & out["c_max"].notna()
     return out
 
 
-def barrier_flags(interpolation: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: the barrier U* = max_τ L_int(τ) − L(θ₀) and whether it counts (max L_int/L(θ₀), rounded
-    to two decimals, exceeds 1)."""
+def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
+    """One row per run: the loss along θ₀ → θ_T, L_int(τ), read three ways.
+
+    ``barrier`` is Definition 3's U* = max_τ L_int(τ) − L(θ₀), and ``has_barrier`` says U* > ``tolerance``·L(θ₀)
+    (``tolerance``: the floating-point noise of L_int, relative) with the maximum inside the segment, where it rises
+    above both ends; a run whose only maximum is its endpoint θ_T (still above L(θ₀): a catapult in progress at step
+    T) is ``endpoint_max`` instead, reported apart. ``has_barrier_rounded`` is the two-decimal rule of the other
+    constants (max L_int/L(θ₀), rounded to two decimals, exceeds 1: a rise of at least 0.5 %).
+    """
     keys = group_keys(interpolation) + ["seed", "c"]
     rows = []
     for key, curve in interpolation.groupby(keys, dropna=False, sort=True):
-        curve = curve.sort_values("tau")
-        start = curve["loss"].iloc[0]
-        rows.append(dict(zip(keys, key), barrier=float(curve["loss"].max() - start),
-                         has_barrier=rises(curve["loss"] / start)))
-    return pd.DataFrame(rows, columns=keys + ["barrier", "has_barrier"])
+        loss = curve.sort_values("tau")["loss"].to_numpy(dtype=float)
+        start, end, floor = loss[0], loss[-1], tolerance * loss[0]
+        barrier = float(loss.max() - start)
+        inside = float(loss[1:-1].max()) if len(loss) > 2 else -np.inf
+        interior = inside - max(start, end) > floor
+        rows.append(dict(zip(keys, key), barrier=barrier, has_barrier=bool(interior),
+                         endpoint_max=bool(not interior and barrier > floor and end >= loss.max()),
+                         has_barrier_rounded=rises(loss / start)))
+    return pd.DataFrame(rows, columns=keys + ["barrier", "has_barrier", "endpoint_max", "has_barrier_rounded"])
 
 
-def barrier_constants(constants: pd.DataFrame, interpolation: pd.DataFrame) -> pd.DataFrame:
-    """Add c_barrier to each initialization's constants: the smallest c ≤ c_max whose run has a barrier, else
-    c_max."""
-    flags = barrier_flags(interpolation)
+def barrier_constants(constants: pd.DataFrame, interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
+    """Add to each initialization's constants c_barrier, the smallest c ≤ c_max whose run has an interior barrier
+    (:func:`barrier_flags`), filled with c_max when none has (``c_barrier_filled``), and ``c_barrier_rounded`` by
+    the two-decimal rule, filled the same way."""
+    flags = barrier_flags(interpolation, tolerance)
     keys = group_keys(constants) + ["seed"]
+    runs = flags.merge(constants[keys + ["c_max"]], on=keys)
+    runs = runs[runs["c"] <= runs["c_max"]]
     out = constants.copy()
-    values = []
-    for _, row in constants.iterrows():
-        mine = flags
-        for k in keys:
-            mine = mine[(mine[k] == row[k]) | (mine[k].isna() & pd.isna(row[k]))]
-        hits = mine[(mine["c"] <= row["c_max"]) & mine["has_barrier"]]["c"]
-        values.append(float(hits.min()) if len(hits) else row["c_max"])
-    out["c_barrier"] = values
+    for name, flag in (("c_barrier", "has_barrier"), ("c_barrier_rounded", "has_barrier_rounded")):
+        first = runs[runs[flag]].groupby(keys, dropna=False)["c"].min().rename(name).reset_index()
+        out = out.drop(columns=name, errors="ignore").merge(first, on=keys, how="left")
+        if name == "c_barrier":
+            out["c_barrier_filled"] = out[name].isna() & out["c_max"].notna()
+        out[name] = out[name].fillna(out["c_max"])
     return out
 
 
@@ -119,6 +139,8 @@ def average_constants(constants: pd.DataFrame, names: tuple[str, ...] = CONSTANT
             values = group[name].dropna()
             row[name] = values.mean()
             row[f"{name}_low"], row[f"{name}_high"] = values.quantile(low), values.quantile(high)
+            if f"{name}_filled" in group:
+                row[f"{name}_filled"] = float(group[f"{name}_filled"].mean())  # the share filled with c_max
         rows.append(row)
     out = pd.DataFrame(rows)
     out["d_over_w"] = out["depth"] / out["width"]
@@ -131,6 +153,44 @@ def polynomial_fit(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     keep = ~np.isnan(y)
     degree = max(0, min(degree, len(np.unique(x[keep])) - 1))
     return np.poly1d(np.polyfit(x[keep], y[keep], degree))
+
+
+def trend(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> str:
+    """How y changes as x grows: ``"rises"`` or ``"falls"`` when strictly monotone, else ``"is not monotone"``."""
+    order = np.argsort(np.asarray(x, float))
+    steps = np.diff(np.asarray(y, float)[order])
+    if len(steps) and (steps > 0).all():
+        return "rises"
+    if len(steps) and (steps < 0).all():
+        return "falls"
+    return "is not monotone"
+
+
+def describe_trends(arms: dict[str, pd.DataFrame], names: tuple[str, ...] = CONSTANTS) -> str:
+    """One clause per constant: how its mean over initializations changes with d/w in each arm of a phase diagram
+    (``arms``: a label such as "across widths" → the arm's :func:`average_constants`)."""
+    clauses = []
+    for name in names:
+        parts = [f"{trend(a['d_over_w'], a[name])} {label}" for label, a in arms.items()]
+        clauses.append(f"⟨{name}⟩ " + " and ".join(parts))
+    return "; ".join(clauses)
+
+
+def first_step_sharpness_ratio(runs: pd.DataFrame) -> float:
+    """λ^H_1/λ^H_0 at the smallest c of ``runs``, averaged over its networks and initializations."""
+    first = runs[(runs["step"] == 1) & (runs["c"] == runs["c"].min())]
+    return float((first["sharpness"] / first["sharpness0"]).mean())
+
+
+def describe_scaled_outputs(runs: dict[str, pd.DataFrame], constants: dict[str, pd.DataFrame]) -> str:
+    """One clause per output variant: λ₁/λ₀ at the smallest c, and ⟨c_loss⟩ at the narrowest and widest width."""
+    parts = []
+    for variant, table in runs.items():
+        by_width = constants[variant].groupby("width")["c_loss"].mean()
+        parts.append(f"{variant}: λ₁/λ₀ = {first_step_sharpness_ratio(table):.3f}, ⟨c_loss⟩ = "
+                     f"{by_width.iloc[0]:.2f} at width {by_width.index[0]} and {by_width.iloc[-1]:.2f} at width "
+                     f"{by_width.index[-1]}")
+    return "; ".join(parts)
 
 
 def plain(value):

@@ -62,12 +62,18 @@ def plot_phase_diagram(averages: pd.DataFrame, ax: Axes, x: str = "d_over_w", na
 
 
 def plot_ordering(constants: pd.DataFrame, ax: Axes) -> None:
-    """Per-initialization c_loss, c_sharp, c_max, one column per initialization, violations marked."""
+    """Per-initialization c_loss, c_sharp, c_max, one column per initialization; values filled with c_max drawn
+    hollow, violations of the ordering (among observed values) marked."""
     data = constants.sort_values(["depth", "width", "seed"]).reset_index(drop=True)
     for name in CONSTANTS:
         colour, marker, label = CONSTANT_STYLE[name]
-        ax.scatter(data.index, data[name], color=colour, marker=marker, s=14, label=label.replace(r"\langle ", "")
-                   .replace(r"\rangle", ""))
-    bad = data[~data["ordered"]]
+        filled = data[f"{name}_filled"] if f"{name}_filled" in data else pd.Series(False, index=data.index)
+        label = label.replace(r"\langle ", "").replace(r"\rangle", "")
+        ax.scatter(data.index[~filled], data[name][~filled], color=colour, marker=marker, s=14, label=label)
+        if filled.any():
+            ax.scatter(data.index[filled], data[name][filled], facecolors="none", edgecolors=colour, marker=marker,
+                       s=14, label=f"{label} (filled with $c_{{max}}$)")
+    observed = data["order_observed"] if "order_observed" in data else pd.Series(True, index=data.index)
+    bad = data[~data["ordered"] & observed]
     ax.scatter(bad.index, bad["c_max"] * 1.15, marker="v", color="magenta", s=20, label="order violated")
     ax.set(xlabel="initialization (sorted by depth, width, seed)", ylabel="$c$", yscale="log")

@@ -1,15 +1,11 @@
-"""The intermediate saturation regime: χ(c) and the critical constant c_crit from its smoothed curvature."""
+"""The intermediate saturation regime (pure analysis): the window around τ = K/c, χ(c), and c_crit from its
+smoothed curvature."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
-
-from helpers.config import SweepConfig
-from helpers.sweep import run_sweep
 
 
 def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3) -> tuple[np.ndarray, ...]:
@@ -22,9 +18,21 @@ def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: i
     return tuple(savgol_filter(chi, window, order, deriv=k, delta=delta) for k in range(3))
 
 
+def critical_c_argmin(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3,
+                       c_max: float | None = None) -> float:
+    """Definition 4 of the study: c_crit = argmin over the grid of the Savitzky–Golay smoothed χ″(c), restricted to
+    c ≤ ``c_max`` when given (the smoothing uses the whole grid)."""
+    c = np.asarray(c, float)
+    _, _, d2 = savgol_derivatives(c, chi, window, order)
+    inside = c <= c_max if c_max is not None else np.ones_like(c, dtype=bool)
+    if not inside.any():
+        raise ValueError(f"no c of the grid lies at or below c_max={c_max}")
+    return float(c[inside][np.argmin(d2[inside])])
+
+
 def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, sensitivity: float = 5.0,
                floor: float = 0.1) -> float:
-    """c_crit = argmin χ″ over the first pronounced minimum of the smoothed χ″.
+    """Our option beside Definition 4: c_crit = argmin χ″ over the first pronounced minimum of the smoothed χ″.
 
     Pronounced: deeper than ``sensitivity`` robust standard deviations of χ″ (1.4826 · its median absolute
     deviation) and than ``floor`` times the deepest minimum. Taking the first such minimum ignores the hard bends
@@ -66,18 +74,3 @@ def chi_from_runs(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(depth=depth, width=width, c=c, chi=np.mean(per_init) if per_init else np.nan,
                          n_init=len(per_init), n_diverged=group.seed.nunique() - len(per_init)))
     return pd.DataFrame(rows)
-
-
-def saturation_runs(base: SweepConfig, c_values: list[float], k: float, half_width: int, depths: list[int],
-                    widths: list[int], **kwargs) -> pd.DataFrame:
-    """Runs of ``base`` at each (depth, width) and c, each trained to τ + h steps (c·τ = K) with the sharpness
-    measured at step 0 and over the window τ − h … τ + h only; one stored sweep per c."""
-    tables = []
-    for depth in depths:
-        for width in widths:
-            for c in c_values:
-                window = saturation_window(c, k, half_width)
-                config = replace(base.with_model(depth=depth, width=width), c_values=(float(c),), steps=window[-1],
-                                 measure_at=(0, *window), loss_every_step=False)
-                tables.append(run_sweep(config, **kwargs))
-    return pd.concat(tables, ignore_index=True)

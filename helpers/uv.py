@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
+from helpers.models import UV
 from helpers.phases import constants_of, rises
 
 MEASURES = ("top", "trace", "frobenius")
@@ -114,6 +116,25 @@ def uv_critical_constants(width: int, c_values: np.ndarray, n_init: int, steps: 
     return pd.DataFrame(rows)
 
 
+def frobenius_gap(constants: pd.DataFrame) -> pd.DataFrame:
+    """Appendix B.4 per width: ⟨c_sharp − c_loss⟩ over initializations, with c_sharp measured by the Frobenius norm
+    (η = c/tr H₀), over the initializations whose c_sharp was observed (not filled with c_max), and their share."""
+    frob = constants[constants.measure == "frobenius"]
+    observed = frob[~frob.c_sharp_filled]
+    gap = (observed.c_sharp - observed.c_loss).groupby(observed.width).mean()
+    return pd.DataFrame(dict(gap=gap, observed=(~frob.c_sharp_filled).groupby(frob.width).mean()))
+
+
+def uv_chi(width: int, c_values: np.ndarray, n_init: int, steps: int, seed: int, scaling: str) -> np.ndarray:
+    """χ(c) = ⟨m_T/m₀⟩ after ``steps`` steps at η = c/m₀, with m the sharpness measure ``scaling`` (``top``: λ^H,
+    ``trace``: tr H, as in Section 5); diverged initializations are left out of the average."""
+    f0, lam0 = initial_state(width, n_init, seed)
+    m0 = sharpness_measure(scaling, f0, lam0, width)[:, None]
+    c = np.asarray(c_values, dtype=float)
+    fs, ls = simulate(f0[:, None, None], lam0[:, None, None], (c[None, :] / m0)[..., None], steps, width)
+    return np.nanmean(sharpness_measure(scaling, fs[..., -1, -1], ls[..., -1, -1], width) / m0, axis=0)
+
+
 def first_step_ratios(c: np.ndarray, x: np.ndarray, width: int) -> dict[str, np.ndarray]:
     """First-step ratios at η = c/λ₀ (y = 0) in terms of X = f₀²/(wλ₀²): loss, trace and squared Frobenius norm.
 
@@ -141,3 +162,21 @@ def first_step_threshold(ratio: np.ndarray, c: np.ndarray) -> float:
     """Smallest c on the grid whose averaged first-step ratio exceeds 1 (NaN if none)."""
     above = np.flatnonzero(np.asarray(ratio) > 1)
     return float(np.asarray(c)[above[0]]) if len(above) else float("nan")
+
+
+def autograd_step(width: int, y: float, lr: float, seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(f, λ) before and after one gradient-descent step of a float64 torch :class:`~helpers.models.UV` model on
+    (x, y) = (1, y), computed by autograd (an independent check of :func:`uv_step`)."""
+    model = UV(width, seed=seed).double()
+
+    def state() -> tuple[float, float]:
+        return ((model.u @ model.v).item() / width**0.5,
+                ((model.u**2).sum() + (model.v**2).sum()).item() / width)
+
+    before = state()
+    loss = 0.5 * (model(torch.ones(1, dtype=torch.float64)) - y).pow(2).sum()
+    grads = torch.autograd.grad(loss, [model.u, model.v])
+    with torch.no_grad():
+        model.u -= lr * grads[0]
+        model.v -= lr * grads[1]
+    return before, state()

@@ -43,3 +43,15 @@ def moment_f_over_lambda(power: int) -> sp.Expr:
     if power not in (2, 4):
         raise ValueError("power must be 2 or 4")
     return sp.factor(sp.simplify(w ** (power // 2) * overlap_moment(power // 2)))
+
+
+def inner(a: dict[str, sp.Expr], b: dict[str, sp.Expr], gram: dict[tuple[str, str], sp.Expr]) -> sp.Expr:
+    """⟨a, b⟩ for vectors given as combinations {name: coefficient} of named vectors with Gram entries ``gram``."""
+    return sp.expand(sum(ca * cb * gram[i, j] for i, ca in a.items() for j, cb in b.items()))
+
+
+def show(lhs: str, expr: sp.Expr):
+    """The equation ``lhs = expr`` as an IPython ``Math`` object (rendered by MathJax in a notebook)."""
+    from IPython.display import Math
+
+    return Math(f"{lhs} = {sp.latex(expr)}")

@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The data first: a missing dataset stops set-up here, within seconds, with the command that fixes it.
+download=false
+bash scripts/ensure_data.sh || case $? in
+  3) download=true ;;
+  *) exit 1 ;;
+esac
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"
@@ -27,5 +34,9 @@ fi
 chapters=$(grep -l '^kernelspec:' book/*.md || true)
 if [ -n "$chapters" ]; then
   .venv/bin/jupytext --quiet --to ipynb $chapters
+fi
+if [ "$download" = true ]; then
+  echo "setup: downloading Fashion-MNIST into the data root"
+  .venv/bin/python -m helpers data fashion-mnist > /dev/null || exit 1
 fi
 echo "setup: ready (.venv, helpers $(.venv/bin/python -c 'import helpers; print(helpers.__version__)'))"

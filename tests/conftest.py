@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.chapters import stray_outputs
+
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array as a gzipped IDX file (magic 0x0000 0x08 ndim, big-endian dims, raw bytes)."""
@@ -36,22 +38,47 @@ def tiny_mnist(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     return tmp_path, arrays
 
 
-@pytest.fixture
-def tiny_cifar(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
-    """A data root holding a CIFAR-10 python tarball: five training batches of 4 images and a test batch of 3."""
-    rng = np.random.default_rng(1)
+def write_cifar(root: Path, per_batch: int, n_test: int, seed: int = 1) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Write ``root/cifar-10-python.tar.gz`` in CIFAR-10's python format: five training batches of ``per_batch``
+    images and a test batch of ``n_test``; return each batch's (data, labels)."""
+    rng = np.random.default_rng(seed)
     arrays, members = {}, {}
-    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in batches:
-        n = 3 if name == "test_batch" else 4
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        n = n_test if name == "test_batch" else per_batch
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
         members[name] = pickle.dumps({"data": data, "labels": labels})
         arrays[name] = (data, labels)
     members["batches.meta"] = pickle.dumps({"label_names": [f"class{i}" for i in range(10)]})
-    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
         for name, blob in members.items():
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-    return tmp_path, arrays
+    return arrays
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """A data root holding a CIFAR-10 python tarball: five training batches of 4 images and a test batch of 3."""
+    return tmp_path, write_cifar(tmp_path, 4, 3)
+
+
+@pytest.fixture(scope="session")
+def preset_data_root(tmp_path_factory) -> Path:
+    """A data root for running presets: a CIFAR-10 tarball of 5 × 120 random training images (Fashion-MNIST still
+    comes from the Debian package)."""
+    root = tmp_path_factory.mktemp("data")
+    write_cifar(root, 120, 20)
+    return root
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Under nbval, a chapter cell also fails when its output holds a stray repr or a warning (it would show in the
+    book)."""
+    result = yield
+    stray = stray_outputs(getattr(item, "test_outputs", None) or [])
+    if stray:
+        raise AssertionError("output that must not reach the book:\n" + "\n".join(stray))
+    return result

@@ -1,4 +1,5 @@
-"""Chapters: presets name only real parameters with the right types; each chapter runs through papermill."""
+"""Chapters: their parameters cells match ``helpers.chapter_params``, presets name real parameters, and every preset
+runs end to end through papermill (shrunk by the chapter's ``smoke.yml``) with clean outputs."""
 
 from __future__ import annotations
 
@@ -8,68 +9,44 @@ from pathlib import Path
 
 import papermill
 import pytest
-import yaml
 
-from tests.chapters import BOOK, ROOT, chapters, parameter_defaults
+from helpers.chapter_params import DEFAULTS, ChapterParameters, chapter_parameters, read_preset
+from tests.chapters import BOOK, ROOT, chapters, parameters_cell_values, stray_outputs
 
-# A tiny override per chapter: other widths and depths, seconds to run. Claims are checked at the defaults only.
-TINY = {
-    "01_uv_model": dict(widths=[2, 64], n_init=20, c_x_step=0.25, n_monte_carlo=20000, late_steps=50,
-                        chi_c=[1.0, 3.0, 0.1], check_claims=False),
-    "02_catapult_dynamics": dict(n_train=512, n_sharpness=128, steps=3, wide=[2, 32], deep=[3, 16], c_x_max=4.0,
-                                 c_x_step=1.0, long_width=16, long_steps=20, long_points=5, check_claims=False),
-    "06_output_scale": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=4.0, c_x_step=1.0, depth=2,
-                            widths=[16, 32], trajectory_width=16, trajectory_c=[1.0, 2.0], alphas=[1.0],
-                            width_exponents=[0.5], scale_widths=[16], check_claims=False),
-    "04_loss_connectivity": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=5.0, c_x_step=1.0,
-                                 depth=2, widths=[16, 32], interpolation_points=5, check_claims=False),
-    "05_intermediate_saturation": dict(n_train=512, n_sharpness=128, seeds=[0], K=8.0, half_window=1, c_min=0.5,
-                                       c_max=2.0, c_step=0.25, depth=2, widths=[16], depths=[2], trajectory_c=[1.0],
-                                       check_claims=False),
-    "03_phase_diagrams": dict(n_train=512, n_sharpness=128, steps=3, seeds=[0], c_x_max=5.0, c_x_step=1.0, depth=2,
-                              widths=[16, 32], width=16, depths=[2, 3], conv_widths=[4], check_claims=False),
-}
+PRESETS = sorted((ROOT / "params").glob("*/*.yml"))
 STORING = {"02_catapult_dynamics", "03_phase_diagrams", "04_loss_connectivity", "05_intermediate_saturation",
            "06_output_scale"}  # the chapters that run sweeps and store them
-PRESETS = sorted((ROOT / "params").glob("*/*.yml"))
 
 
-def same_type(value, default) -> bool:
-    """Whether a preset's value fits the type of the chapter's default (ints are accepted as floats)."""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, list):
-        return isinstance(value, list) and all(same_type(v, default[0]) for v in value) if default else \
-            isinstance(value, list)
-    return isinstance(value, type(default))
+def preset_id(preset: Path) -> str:
+    return f"{preset.parent.name}/{preset.stem}"
 
 
-def test_presets_exist_for_every_chapter_folder():
-    assert PRESETS
-    assert {p.stem for p in chapters()} == set(TINY), "every chapter needs a tiny override here"
+def test_every_chapter_has_parameters_and_a_smoke_preset():
+    assert {p.stem for p in chapters()} == set(DEFAULTS)
+    for name in DEFAULTS:
+        assert (ROOT / "params" / name / "smoke.yml").exists(), f"params/{name}/smoke.yml is missing"
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
+def test_parameters_cell_is_the_defaults_in_helpers(chapter: Path):
+    assert parameters_cell_values(chapter) == DEFAULTS[chapter.stem]
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=preset_id)
 def test_preset_names_only_real_parameters_with_the_right_types(preset: Path):
-    chapter = BOOK / f"{preset.parent.name}.md"
-    assert chapter.exists(), f"{preset} belongs to no chapter"
-    defaults = parameter_defaults(chapter)
-    values = yaml.safe_load(preset.read_text())
+    values = read_preset(preset)
     assert values, f"{preset} is empty"
-    for name, value in values.items():
-        assert name in defaults, f"{preset.name}: {name!r} is not a parameter of {chapter.name}"
-        assert same_type(value, defaults[name]), f"{preset.name}: {name}={value!r} vs default {defaults[name]!r}"
+    ChapterParameters(preset.parent.name, values)  # raises on an unknown name or a wrong type
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_tiny_overrides_are_real_parameters(name):
-    defaults = parameter_defaults(BOOK / f"{name}.md")
-    for key, value in TINY[name].items():
-        assert key in defaults and same_type(value, defaults[key]), key
+def test_a_bad_preset_value_is_one_clear_error():
+    with pytest.raises(ValueError, match=r"\['widhts'\] are not parameters of 03_phase_diagrams"):
+        ChapterParameters("03_phase_diagrams", {"widhts": [3]})
+    with pytest.raises(ValueError, match="seeds=3 does not have the type"):
+        ChapterParameters("03_phase_diagrams", {"seeds": 3})
+    with pytest.raises(ValueError, match="no chapter '99_x'"):
+        ChapterParameters("99_x")
 
 
 def glued(notebook: Path) -> dict:
@@ -87,16 +64,8 @@ def glued(notebook: Path) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_chapter_runs_through_papermill_with_other_parameters(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(tmp_path / "results"))
-    notebook = BOOK / f"{name}.ipynb"
-    assert notebook.exists(), "run scripts/setup.sh to generate the chapters' notebooks"
-    out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(str(notebook), str(out), parameters=TINY[name], cwd=str(BOOK), progress_bar=False,
-                               kernel_name="python3")
-    values = glued(out)
-    assert values, "the chapter glued nothing"
+def check_smoke_values(name: str, values: dict) -> None:
+    """What the smoke sizes (``params/<chapter>/smoke.yml``) must glue."""
     if name == "01_uv_model":
         assert set(values["uv_closs_first_step"]) == {2, 64}
         assert {r["width"] for r in values["uv_phase_table"]["top"]} == {2, 64}
@@ -114,5 +83,24 @@ def test_chapter_runs_through_papermill_with_other_parameters(name, tmp_path, mo
         rows = values["phase_table"]
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16)}
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
+        assert {r["width"] for r in values["phase_table_conv"]} == {4}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=preset_id)
+def test_preset_runs_end_to_end_at_smoke_size(preset: Path, tmp_path, monkeypatch, preset_data_root):
+    name = preset.parent.name
+    monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(preset_data_root))
+    parameters = dict(chapter_parameters(name, preset, "smoke"))
+    out = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(str(BOOK / f"{name}.ipynb"), str(out), parameters=parameters, cwd=str(BOOK),
+                               progress_bar=False, kernel_name="python3")
+    values = glued(out)
+    assert values, "the chapter glued nothing"
+    if preset.stem == "smoke":
+        check_smoke_values(name, values)
     if name in STORING:
         assert any((tmp_path / "results").iterdir()), "results were not stored where EARLY_DYNAMICS_RESULTS points"
+    cells = json.loads(out.read_text())["cells"]
+    stray = stray_outputs([o for cell in cells for o in cell.get("outputs", [])])
+    assert not stray, f"output that must not reach the book: {stray}"

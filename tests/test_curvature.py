@@ -8,8 +8,16 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from helpers.build import ModelSpec, build_model
-from helpers.curvature import (HessianOperator, exact_hessian, frobenius_norm_sq, hutchinson_trace, lanczos,
-                               model_loss, power_iteration, stacked_loss)
+from helpers.curvature import (
+    HessianOperator,
+    exact_hessian,
+    frobenius_norm_sq,
+    hutchinson_trace,
+    lanczos,
+    model_loss,
+    power_iteration,
+    stacked_loss,
+)
 from helpers.losses import cross_entropy, mse
 
 

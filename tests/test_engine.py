@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import sweep as sweep_module
+from helpers import backends as backends_module
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig, c_grid
 from helpers.curvature import exact_hessian, model_loss
@@ -25,8 +25,7 @@ def tiny_config(tiny_mnist, monkeypatch) -> SweepConfig:
 
 
 def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
-    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "steps": 1,
-                                    "c_values": [1.5], "seeds": [0]})
+    config = tiny_config.updated(steps=1, c_values=[1.5], seeds=[0])
     data = load_sweep_data(config, "cpu")
     table = run_unit(config, 0, data, "cpu").runs
     model = build_model(config.model, (1, 28, 28), seed=0, device="cpu")
@@ -51,8 +50,7 @@ def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
 
 
 def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny_config):
-    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
-                                    "c_values": [1.0, 2.0, 1e6, 2e6], "seeds": [0]})
+    config = tiny_config.updated(c_values=[1.0, 2.0, 1e6, 2e6], seeds=[0])
     table = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu").runs
     assert sorted(table["c"].unique()) == [1.0, 2.0, 1e6]
     blown = table[table["c"] == 1e6]
@@ -63,11 +61,10 @@ def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny
 
 
 def test_stacked_runs_equal_runs_one_at_a_time(tiny_config):
-    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(),
-                                    "c_values": [1.0, 2.0, 3.0], "seeds": [0], "stack": 1})
+    config = tiny_config.updated(c_values=[1.0, 2.0, 3.0], seeds=[0], stack=1, search="scan")
     data = load_sweep_data(config, "cpu")
     looped = run_unit(config, 0, data, "cpu").runs
-    stacked = run_unit(SweepConfig.from_dict({**config.key_dict(), **config.model.as_dict(), "stack": 3}), 0, data,
+    stacked = run_unit(config.updated(stack=3), 0, data,
                        "cpu").runs
     assert len(looped) == len(stacked)
     for column in ("loss", "batch_loss", "sharpness"):
@@ -85,13 +82,13 @@ def test_batch_order_is_seeded_and_covers_each_epoch():
 
 def _counting(monkeypatch) -> list[int]:
     calls: list[int] = []
-    real = sweep_module.compute_unit
+    real = backends_module.compute_unit
 
     def counted(config, seed, *args, **kwargs):
         calls.append(seed)
         return real(config, seed, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "compute_unit", counted)
+    monkeypatch.setattr(backends_module, "compute_unit", counted)
     return calls
 
 
@@ -106,8 +103,7 @@ def test_store_returns_stored_results_and_recomputes_on_any_change(tiny_config, 
     assert {"depth", "width", "loss_fn", "device", "version", "n_sharpness"} <= set(first.columns)
     assert first["loss"].dtype == float and (first["loss_fn"] == "mse").all()
     for change in ({"width": 5}, {"batch_size": 4}, {"lanczos_tol": 1e-5}, {"c_values": [1.0, 2.5]}):
-        values = {**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0], **change}
-        changed = SweepConfig.from_dict(values)
+        changed = tiny_config.updated(seeds=[0], **change)
         assert config_key(changed) != config_key(tiny_config)
         run_sweep(changed, store=store, device="cpu")
     assert calls == [0, 0, 0, 0, 0]
@@ -115,19 +111,19 @@ def test_store_returns_stored_results_and_recomputes_on_any_change(tiny_config, 
 
 def test_an_interrupted_sweep_resumes_from_what_finished(tiny_config, tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "results")
-    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0, 1, 2]})
-    real = sweep_module.compute_unit
+    config = tiny_config.updated(seeds=[0, 1, 2])
+    real = backends_module.compute_unit
 
     def interrupted(config, seed, *args, **kwargs):
         if seed == 1:
             raise KeyboardInterrupt
         return real(config, seed, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "compute_unit", interrupted)
+    monkeypatch.setattr(backends_module, "compute_unit", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(config, store=store, device="cpu")
     assert store.load(config, 0) is not None and store.load(config, 1) is None
-    monkeypatch.setattr(sweep_module, "compute_unit", real)
+    monkeypatch.setattr(backends_module, "compute_unit", real)
     calls = _counting(monkeypatch)
     table = run_sweep(config, store=store, device="cpu")
     assert calls == [1, 2]
@@ -165,8 +161,7 @@ def test_c_grid_is_powers_of_two():
 
 
 def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
-    config = SweepConfig.from_dict({**tiny_config.key_dict(), **tiny_config.model.as_dict(), "seeds": [0],
-                                    "interpolation_points": 11})
+    config = tiny_config.updated(seeds=[0], interpolation_points=11)
     unit = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu")
     for c, curve in unit.interpolation.groupby("c"):
         run = unit.runs[unit.runs.c == c]
@@ -176,7 +171,6 @@ def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
 
 
 def test_barrier_absent_on_a_convex_problem_and_present_on_a_double_well():
-    from helpers.curvature import per_model_loss
     from helpers.data import Data
     from helpers.engine import interpolate
     from helpers.phases import barrier_flags
@@ -191,7 +185,71 @@ def test_barrier_absent_on_a_convex_problem_and_present_on_a_double_well():
     for name, loss, start, end in (("convex", convex, -0.5, 2.0), ("double well", double_well, -1.0, 1.0)):
         taus, values = interpolate(loss, forward, [torch.tensor([start])], [torch.tensor([end])], data, 101)
         assert values[0, 0].item() == pytest.approx(loss(torch.tensor(start), None).item())
-        rows += [dict(seed=0, c=1.0 if name == "convex" else 2.0, tau=t, loss=float(v)) for t, v in zip(taus, values[0])]
+        c = 1.0 if name == "convex" else 2.0
+        rows += [dict(seed=0, c=c, tau=t, loss=float(v)) for t, v in zip(taus, values[0])]
     flags = barrier_flags(pd.DataFrame(rows))
     assert flags.has_barrier.tolist() == [False, True]
     assert flags.barrier.iloc[0] <= 0 and flags.barrier.iloc[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_updated_routes_model_fields_and_rejects_unknown_names(tiny_config):
+    changed = tiny_config.updated(width=9, seeds=[3, 4], c_values=[1.0, 4.0])
+    assert changed.model.width == 9 and changed.seeds == (3, 4) and changed.c_values == (1.0, 4.0)
+    assert changed.model.depth == tiny_config.model.depth and changed.n_train == tiny_config.n_train
+    with pytest.raises(ValueError, match="unknown sweep parameters.*'widht'"):
+        tiny_config.updated(widht=9)
+
+
+def test_a_truncated_unit_is_detected_and_computed_again(tiny_config, tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "results")
+    calls = _counting(monkeypatch)
+    first = run_sweep(tiny_config, store=store, device="cpu")
+    path = store.unit_path(tiny_config, 0)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a process killed mid-copy, a full disk
+    with pytest.warns(RuntimeWarning, match="corrupt"):
+        again = run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0, 0]
+    pd.testing.assert_frame_equal(first, again)
+    store.checksum_path(tiny_config, 0).write_text("{not json")
+    with pytest.warns(RuntimeWarning, match="corrupt"):
+        assert store.load(tiny_config, 0) is None
+    assert not path.exists()
+    run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0, 0, 0]
+
+
+def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
+    from helpers.phases import critical_constants
+
+    config = tiny_config.updated(c_values=list(c_grid(6.0, 0.25)), seeds=[0, 1, 2, 3], width=8)
+    data = load_sweep_data(config, "cpu")
+    for seed in config.seeds:
+        scan = run_unit(config.updated(search="scan"), seed, data, "cpu").runs.assign(seed=seed)
+        bisect = run_unit(config, seed, data, "cpu").runs.assign(seed=seed)
+        pd.testing.assert_series_equal(scan.loss, bisect.loss, check_exact=True)  # the same training, loss only
+        k_scan, k_bisect = critical_constants(scan).iloc[0], critical_constants(bisect).iloc[0]
+        assert (k_scan.c_loss, k_scan.c_sharp, k_scan.c_max) == (k_bisect.c_loss, k_bisect.c_sharp, k_bisect.c_max)
+        measured = bisect[bisect.step >= 1].groupby("c").sharpness.apply(lambda s: s.notna().any())
+        assert 0 < measured.sum() < len(measured), "the bracket measures some runs, not all"
+        assert bisect[bisect.step >= 1].products.sum() < scan[scan.step >= 1].products.sum()
+
+
+def test_loss_only_runs_record_no_sharpness_and_searches_are_stored_apart(tiny_config, tmp_path):
+    config = tiny_config.updated(c_values=list(c_grid(4.0, 0.5)), seeds=[0])
+    runs = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu").runs
+    unmeasured = runs[runs.step >= 1].groupby("c").filter(lambda r: r.sharpness.isna().all())
+    assert len(unmeasured) and (unmeasured.products == 0).all()
+    assert config_key(config) != config_key(config.updated(search="scan"))
+    store = ResultsStore(tmp_path)
+    assert store.folder(config) != store.folder(config.updated(search="scan"))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"search": "binary"}, "search must be one of"),
+    ({"search": "bisect", "measure_at": [0, 1]}, "use search='scan'"),
+    ({"rise_epsilon": -0.1}, "rise_epsilon must be"),
+])
+def test_bad_search_settings_are_clear_errors(change, match):
+    with pytest.raises(ValueError, match=match):
+        SweepConfig.from_dict({"c_values": [1.0, 2.0], **change})

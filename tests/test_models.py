@@ -141,15 +141,11 @@ def test_uv_model_is_vTu_x_over_sqrt_w():
     (dict(parameterization="mup"), "parameterization"),
     (dict(output="huge"), "unknown output variant"),
     (dict(output="alpha"), "needs output_value"),
-    (dict(arch="myrtle", depth=6), None),
+    (dict(arch="myrtle", depth=6), r"arch='myrtle' has depths \[5, 7, 10\], got depth=6"),
 ])
-def test_bad_specs_fail_with_a_clear_message(kwargs, match):
-    if match is None:
-        with pytest.raises(ValueError, match="Myrtle CNN depth must be one of"):
-            build_model(ModelSpec(**kwargs), (1, 28, 28), seed=0)
-    else:
-        with pytest.raises(ValueError, match=match):
-            ModelSpec(**kwargs)
+def test_bad_specs_fail_with_a_clear_message_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelSpec(**kwargs)
 
 
 def test_models_are_built_on_the_requested_device():
@@ -164,3 +160,18 @@ def test_variant_labels_name_the_intervention_and_its_value():
     assert ModelSpec(output="centered").variant == "centered"
     assert ModelSpec(output="alpha", output_value=0.1).variant == "alpha=0.1"
     assert ModelSpec(output="width-scaled", output_value=-0.5).variant == "width-scaled s=-0.5"
+
+
+def test_resnet_follows_the_studys_code_by_default_with_he_as_an_option():
+    lecun = build_model(ModelSpec("resnet", 18, 16), (3, 32, 32), seed=0, device="cpu")
+    he = build_model(ModelSpec("resnet", 18, 16, init="he"), (3, 32, 32), seed=0, device="cpu")
+    assert lecun.readout.bias is not None and torch.equal(lecun.readout.bias, torch.zeros(10))
+    assert he.readout.bias is None
+    for name in ("stem", "blocks.3.conv1", "blocks.2.shortcut"):
+        w_lecun = dict(lecun.named_modules())[name].weight
+        w_he = dict(he.named_modules())[name].weight
+        fan_in = w_lecun[0].numel()
+        assert w_lecun.var().item() == pytest.approx(1 / fan_in, rel=0.15)
+        assert w_he.var().item() == pytest.approx(2 / fan_in, rel=0.15)
+    with pytest.raises(ValueError, match="inits"):
+        ModelSpec("fcn", 2, 8, init="he")

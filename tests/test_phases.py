@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.phases import average_constants, critical_constants, phase_of, polynomial_fit, rises
+from helpers.phases import (average_constants, barrier_constants, barrier_flags, critical_constants, phase_of,
+                            polynomial_fit, rises)
 
 
 def _table(runs: dict[float, tuple[list[float], list[float], bool]], seed: int = 0) -> pd.DataFrame:
@@ -54,6 +55,18 @@ def test_no_increase_before_divergence_gives_c_max():
     table = _table({1.0: ([0.9], [0.9], False), 2.0: ([0.8], [0.8], False), 4.0: ([1e9], [1.0], True)})
     row = critical_constants(table).iloc[0]
     assert (row.c_loss, row.c_sharp, row.c_max) == (2.0, 2.0, 2.0)
+    assert row.c_loss_filled and row.c_sharp_filled and not row.order_observed
+
+
+def test_a_no_rise_initialization_is_flagged_filled_and_left_out_of_the_ordering_count():
+    observed = _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1e9], [1], True)}, seed=0)
+    no_sharp_rise = _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [0.9], False), 4.0: ([1e9], [1], True)}, seed=1)
+    constants = critical_constants(pd.concat([observed, no_sharp_rise])).set_index("seed")
+    assert constants.c_loss_filled.tolist() == [False, False]
+    assert constants.c_sharp_filled.tolist() == [False, True]
+    assert constants.order_observed.tolist() == [True, False]
+    assert constants.loc[1, "c_sharp"] == constants.loc[1, "c_max"] == 2.0
+    assert average_constants(constants.reset_index()).loc[0, "c_sharp_filled"] == 0.5
 
 
 def test_epsilon_for_zero_output_networks():
@@ -85,3 +98,37 @@ def test_polynomial_fit_recovers_a_quadratic_and_lowers_its_degree():
     fit = polynomial_fit(x, 2 + 3 * x - x**2, degree=2)
     assert fit.coeffs == pytest.approx([-1, 3, 2])
     assert polynomial_fit(np.array([0.1, 0.2]), np.array([1.0, 2.0]), degree=2).order == 1
+
+
+def _curves(curves: dict[float, list[float]], seed: int = 0) -> pd.DataFrame:
+    """Interpolation rows for runs c → L_int on a uniform τ grid."""
+    rows = [dict(seed=seed, c=c, tau=i / (len(v) - 1), loss=x) for c, v in curves.items() for i, x in enumerate(v)]
+    return pd.DataFrame(rows).assign(depth=4, width=64)
+
+
+def test_a_small_interior_barrier_counts_under_definition_3_but_not_the_rounded_rule():
+    flags = barrier_flags(_curves({2.0: [1.0, 1.001, 1.003, 1.001, 0.5]}), tolerance=1e-4).iloc[0]
+    assert flags.barrier == pytest.approx(0.003) and flags.has_barrier and not flags.has_barrier_rounded
+    assert not barrier_flags(_curves({2.0: [1.0, 1.00001, 0.5]}), tolerance=1e-4).iloc[0].has_barrier  # noise
+
+
+def test_an_endpoint_maximum_is_not_an_interior_barrier():
+    flags = barrier_flags(_curves({2.0: [1.0, 1.2, 1.5, 2.0], 3.0: [1.0, 2.5, 1.8, 2.0]}), tolerance=1e-4)
+    still_rising, bump = flags.iloc[0], flags.iloc[1]
+    assert still_rising.barrier == pytest.approx(1.0) and not still_rising.has_barrier and still_rising.endpoint_max
+    assert bump.has_barrier and not bump.endpoint_max  # a bump above both ends of a run still above L(θ₀)
+
+
+def test_c_barrier_is_the_smallest_interior_barrier_below_c_max_else_filled():
+    table = pd.concat([
+        _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1.5], [1.5], False),
+                8.0: ([1e9], [1.0], True)}, seed=0),
+        _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1e9], [1.0], True)}, seed=1)])
+    curves = pd.concat([_curves({1.0: [1.0, 0.8, 0.5], 2.0: [1.0, 1.5, 2.0], 4.0: [1.0, 1.3, 0.4]}, seed=0),
+                        _curves({1.0: [1.0, 0.8, 0.5], 2.0: [1.0, 1.004, 0.9]}, seed=1)])
+    out = barrier_constants(critical_constants(table), curves, tolerance=1e-4).set_index("seed")
+    assert out.loc[0, "c_barrier"] == 4.0 and not out.loc[0, "c_barrier_filled"]  # c = 2 ends mid-catapult
+    assert out.loc[0, "c_barrier_rounded"] == 2.0  # the rounded rule counts the endpoint maximum
+    assert out.loc[1, "c_barrier"] == 2.0 and out.loc[1, "c_barrier_rounded"] == out.loc[1, "c_max"] == 2.0
+    seed1_no_barrier = barrier_constants(critical_constants(table), curves, tolerance=0.01).set_index("seed")
+    assert seed1_no_barrier.loc[1, "c_barrier_filled"] and seed1_no_barrier.loc[1, "c_barrier"] == 2.0

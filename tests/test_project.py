@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import torch
 import yaml
 
 from helpers import device as device_module
-from tests.chapters import chapters, parameter_defaults
+from tests.chapters import chapters, parameters_cell_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,7 @@ def test_toc_lists_only_pages_that_exist():
 def test_every_chapter_has_one_parameters_cell_and_imports_from_helpers():
     assert chapters()
     for path in chapters():
-        assert parameter_defaults(path)
+        assert parameters_cell_values(path)
         assert "from helpers." in path.read_text() and "import *" not in path.read_text()
 
 
@@ -67,3 +69,82 @@ def test_seeds_must_be_integers():
 def test_no_source_file_names_a_device_by_hand():
     for path in list((ROOT / "helpers").glob("*.py")) + list((ROOT / "book").glob("*.md")):
         assert ".cuda()" not in path.read_text(), path
+
+
+def helpers_imports() -> dict[str, set[str]]:
+    """Module → the ``helpers`` modules it imports (anywhere in the file, function-level imports included)."""
+    graph = {}
+    for path in (ROOT / "helpers").glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("helpers"):
+                found.add(node.module if node.module != "helpers" else "helpers.__init__")
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("helpers.")}
+        graph[f"helpers.{path.stem}"] = found - {f"helpers.{path.stem}"}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle in a directed graph as a list of nodes, or None (depth-first search)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = 2
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_helpers_has_no_import_cycle():
+    graph = helpers_imports()
+    assert "helpers.backends" in graph["helpers.sweep"]
+    assert find_cycle(graph) is None, " → ".join(find_cycle(graph))
+
+
+def test_models_validate_against_the_registry_at_construction():
+    from helpers.build import REGISTRY, ModelSpec
+
+    with pytest.raises(ValueError, match=r"arch='myrtle' has depths \[5, 7, 10\], got depth=4"):
+        ModelSpec("myrtle", depth=4)
+    with pytest.raises(ValueError, match="parameterizations"):
+        ModelSpec("resnet", depth=18, parameterization="ntp")
+    assert set(REGISTRY) == {"fcn", "myrtle", "resnet", "uv"}
+
+
+def test_setup_stops_within_seconds_with_the_fix_when_the_data_is_missing(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH without apt-get: the package cannot be installed from here
+    bin_dir.mkdir()
+    for tool in ("ls", "id", "dirname", "cat", "python3", "bash"):
+        (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    env = {"PATH": str(bin_dir), "EARLY_DYNAMICS_DATA": str(tmp_path / "data"),
+           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "none")}
+    start = time.perf_counter()
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert time.perf_counter() - start < 30
+    assert run.returncode == 1
+    assert "To fix, run:  sudo apt-get install dataset-fashion-mnist" in run.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_ruff_finds_nothing():
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

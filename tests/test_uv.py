@@ -8,8 +8,15 @@ import sympy as sp
 import torch
 
 from helpers.models import UV
-from helpers.uv import (hessian_frobenius_sq, hessian_top_eigenvalue, hessian_trace, initial_state, simulate,
-                        uv_critical_constants, uv_step)
+from helpers.uv import (
+    hessian_frobenius_sq,
+    hessian_top_eigenvalue,
+    hessian_trace,
+    initial_state,
+    simulate,
+    uv_critical_constants,
+    uv_step,
+)
 from helpers.uv_symbolic import moment_f_over_lambda, w
 
 

@@ -1,0 +1,171 @@
+"""Where a sweep's missing units are computed: one seam, with backends chosen by name.
+
+The contract is the results store: ``backend.compute(units, store)`` computes each unit (one configuration × one
+initialization) and saves it in ``store``, and returns the units that failed; the sweep then loads every unit
+from the store. A new backend is a class with that one method, registered under a name.
+
+- ``serial``: this process, one unit after another; an error propagates at once.
+- ``processes``: a pool of local worker processes (``concurrent.futures``), each with its own torch threads.
+- ``dask``: a Dask cluster (a scheduler address, a ``Client``, or a ``LocalCluster`` started for the call); a
+  lost worker costs only its unit, which Dask runs again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from tqdm import tqdm
+
+from helpers.config import SweepConfig
+from helpers.engine import compute_unit, load_sweep_data
+from helpers.store import ResultsStore, config_key
+
+UnitKey = tuple[SweepConfig, int]
+
+
+@dataclass
+class Failure:
+    """A unit that raised: its parameters and the error."""
+
+    config: dict
+    seed: int
+    error: str
+
+    @classmethod
+    def of(cls, config: SweepConfig, seed: int, err: BaseException) -> Failure:
+        return cls(config.key_dict(), seed, f"{type(err).__name__}: {err}")
+
+
+class Backend(Protocol):
+    """Computes units into a results store."""
+
+    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+        """Compute and store every unit of ``units``; return those that failed."""
+        ...
+
+
+def compute_and_store(config: SweepConfig, seed: int, root: str, threads: int | None = None) -> str:
+    """Compute one unit (in a worker) and store it; return where it was written."""
+    if threads:
+        torch.set_num_threads(threads)
+    return str(ResultsStore(root).save(config, seed, compute_unit(config, seed)))
+
+
+class Serial:
+    """One unit after another in this process, on ``device``; the first error is raised as it is."""
+
+    def __init__(self, device: str | torch.device | None = None, progress: bool = False) -> None:
+        self.device, self.progress = device, progress
+
+    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+        for config, seed in tqdm(units, desc="units", disable=not self.progress, leave=False):
+            data = load_sweep_data(config, self.device)
+            store.save(config, seed, compute_unit(config, seed, data, self.device))
+        return []
+
+
+class Processes:
+    """A pool of ``workers`` local processes with ``threads`` torch threads each (processes are spawned fresh)."""
+
+    def __init__(self, workers: int = 2, threads: int = 1, progress: bool = False) -> None:
+        self.workers, self.threads, self.progress = workers, threads, progress
+
+    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+        failures = []
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            pending = {pool.submit(compute_and_store, config, seed, str(store.root), self.threads): (config, seed)
+                       for config, seed in units}
+            for future in tqdm(as_completed(pending), total=len(pending), disable=not self.progress, desc="units"):
+                try:
+                    future.result()
+                except Exception as err:  # reported with its parameters; the other units go on
+                    failures.append(Failure.of(*pending[future], err))
+        return failures
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, **kwargs):
+    """A Dask ``LocalCluster`` of ``n_workers`` single-threaded processes.
+
+    Dask sets variables such as ``OMP_NUM_THREADS=1`` in the *calling* process's environment when it starts its
+    workers; they are restored on exit, so that later work here (or kernels started from here) keeps its threads.
+    """
+    from dask.distributed import LocalCluster
+
+    saved = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, **kwargs) as cluster:
+            yield cluster
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Dask:
+    """Units as Dask tasks on ``scheduler`` (an address, a ``Client`` or a cluster; None: a ``LocalCluster`` of
+    ``workers`` processes for the call).
+
+    ``threads`` is the torch thread count on the workers (default: this process's, so that CPU results are bit
+    for bit those of a local run). A unit's task key is derived from its configuration and seed, so no unit is
+    computed twice at once.
+    """
+
+    def __init__(self, scheduler=None, workers: int = 2, threads: int | None = None, retries: int = 2,
+                 progress: bool = False) -> None:
+        self.scheduler, self.workers, self.threads = scheduler, workers, threads
+        self.retries, self.progress = retries, progress
+
+    @contextlib.contextmanager
+    def client(self):
+        """A ``dask.distributed.Client`` for the scheduler (closed afterwards unless it was given)."""
+        from dask.distributed import Client
+
+        if isinstance(self.scheduler, Client):
+            yield self.scheduler
+            return
+        with contextlib.ExitStack() as stack:
+            target = self.scheduler or stack.enter_context(local_cluster(self.workers))
+            yield stack.enter_context(Client(target))
+
+    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+        from dask.distributed import as_completed as completed
+
+        threads = torch.get_num_threads() if self.threads is None else self.threads
+        failures = []
+        with self.client() as client:
+            pending = {client.submit(compute_and_store, config, seed, str(store.root), threads,
+                                     key=f"unit-{config_key(config)}-seed-{seed}", retries=self.retries,
+                                     pure=False): (config, seed) for config, seed in units}
+            for future in tqdm(completed(list(pending)), total=len(pending), disable=not self.progress, desc="units"):
+                try:
+                    future.result()
+                except Exception as err:  # reported with its parameters; the other units go on
+                    failures.append(Failure.of(*pending[future], err))
+        return failures
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Processes, "dask": Dask}
+
+
+def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+    """Make ``factory(**options)`` available as the backend called ``name``."""
+    BACKENDS[name] = factory
+
+
+def get_backend(backend: str | Backend | None = None, **options) -> Backend:
+    """The backend called ``backend`` (None: ``serial``) built with ``options``; a backend object is returned as is."""
+    if backend is None:
+        backend = "serial"
+    if not isinstance(backend, str):
+        return backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    return BACKENDS[backend](**options)

@@ -1,0 +1,138 @@
+"""Every chapter's parameters: their defaults (the values of its ``parameters`` cell), checked presets, overrides.
+
+The defaults here are the single definition; each chapter's ``parameters`` cell repeats them as literals (papermill
+and nbval need literals there), and a test fails when the two drift apart. A preset ``params/<chapter>/<name>.yml``
+changes some of them; an unknown name or a value of the wrong type is an error that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helpers.paths import REPOSITORY
+
+PARAMS_FOLDER = REPOSITORY / "params"
+
+_FCN_DATA = dict(dataset="fashion-mnist", loss="mse", n_train=2560, n_sharpness=512, batch_size=512,
+                 sharpness="lanczos")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "01_uv_model": dict(
+        widths=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], n_init=300, steps=10, c_x_max=4.0, c_x_step=0.05,
+        n_monte_carlo=200000, trajectory_widths=[4, 512], trajectory_c=[1.5, 2.5, 3.0, 3.5, 3.9], late_steps=1000,
+        chi_c=[0.5, 4.0, 0.05], savgol_window=9, savgol_order=3, ccrit_c_max=3.0, seed=0, check_claims=True),
+    "02_catapult_dynamics": dict(
+        **_FCN_DATA, steps=10, wide=[2, 512], deep=[8, 64], c_x_max=7.0, c_x_step=0.5, seed=0, check_claims=True,
+        long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, backend="serial"),
+    "03_phase_diagrams": dict(
+        arch="fcn", dataset="fashion-mnist", loss="mse", parameterization="sp", bias=False, batch_size=512, steps=10,
+        n_train=2560, n_sharpness=512, sharpness="lanczos", seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=4,
+        widths=[32, 64, 128, 256], width=128, depths=[2, 4, 8], conv_arch="myrtle", conv_depth=5, conv_widths=[],
+        conv_dataset="fashion-mnist", conv_init="study", fit_degree=2, estimator_depth=4, estimator_width=128,
+        estimator_seeds=[0, 1, 2, 3, 4], backend="serial", check_claims=True),
+    "04_loss_connectivity": dict(
+        **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=2, widths=[32, 128, 512],
+        interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="serial",
+        check_claims=True),
+    "05_intermediate_saturation": dict(
+        **_FCN_DATA, seeds=[0, 1], K=20.0, half_window=2, c_min=0.5, c_max=4.0, c_step=0.125, depth=4,
+        widths=[32, 64, 128], depths=[2, 4, 8], savgol_window=7, savgol_order=3, trajectory_c=[0.5, 1.0, 2.0, 4.0],
+        backend="serial", check_claims=True),
+    "06_output_scale": dict(
+        **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=4, widths=[32, 64, 128], epsilon=0.05,
+        trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],
+        width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="serial",
+        check_claims=True),
+}
+
+
+def fits_type(value: Any, default: Any) -> bool:
+    """Whether ``value`` has the type of ``default`` (an int is accepted where a float is; lists element-wise)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, list):
+        return isinstance(value, list) and (not default or all(fits_type(v, default[0]) for v in value))
+    return isinstance(value, type(default))
+
+
+class ChapterParameters(Mapping):
+    """A chapter's parameters: its defaults with some values changed, each checked by name and type.
+
+    Read them as attributes (``p.widths``) or as a mapping (``p["widths"]``, ``dict(p)``).
+    """
+
+    def __init__(self, chapter: str, values: Mapping[str, Any] | None = None) -> None:
+        if chapter not in DEFAULTS:
+            raise ValueError(f"no chapter {chapter!r}; the chapters are {sorted(DEFAULTS)}")
+        defaults = DEFAULTS[chapter]
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(defaults))
+        if unknown:
+            raise ValueError(f"{unknown} are not parameters of {chapter}; its parameters are {sorted(defaults)}")
+        for name, value in values.items():
+            if not fits_type(value, defaults[name]):
+                raise ValueError(f"{chapter}: {name}={value!r} does not have the type of its default "
+                                 f"{defaults[name]!r}")
+        self.chapter = chapter
+        self._values = {**defaults, **values}
+
+    @classmethod
+    def from_namespace(cls, chapter: str, namespace: Mapping[str, Any]) -> ChapterParameters:
+        """The chapter's parameters as a notebook's namespace holds them (after its ``parameters`` cell ran)."""
+        return cls(chapter, {k: namespace[k] for k in DEFAULTS.get(chapter, {}) if k in namespace})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(f"{self.__dict__.get('chapter')} has no parameter {name!r}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def updated(self, **changes: Any) -> ChapterParameters:
+        """The same parameters with some changed (checked like the others)."""
+        return ChapterParameters(self.chapter, {**self._values, **changes})
+
+
+def preset_path(chapter: str, preset: str | Path) -> Path:
+    """``params/<chapter>/<preset>.yml`` for a preset name, or the given path."""
+    path = Path(preset)
+    if path.suffix in (".yml", ".yaml"):
+        return path
+    return PARAMS_FOLDER / chapter / f"{preset}.yml"
+
+
+def read_preset(path: str | Path) -> dict[str, Any]:
+    """The values a preset file sets (a mapping of names to values)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no preset file {path}")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must map parameter names to values")
+    return values
+
+
+def chapter_parameters(chapter: str, *presets: str | Path, **overrides: Any) -> ChapterParameters:
+    """A chapter's defaults, changed by each preset in turn (a name in ``params/<chapter>/`` or a path), then by
+    ``overrides``."""
+    values: dict[str, Any] = {}
+    for preset in presets:
+        values.update(read_preset(preset_path(chapter, preset)))
+    values.update(overrides)
+    return ChapterParameters(chapter, values)

@@ -1,0 +1,144 @@
+"""Backends: serial, local processes and Dask compute the same units into the store; a toy backend plugs in; a
+killed Dask worker loses only its unit; failures are reported; the command line and the chapter share the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import papermill
+import pytest
+import torch
+from dask.distributed import Client
+
+from helpers.backends import BACKENDS, Dask, Processes, Serial, compute_and_store, local_cluster, register_backend
+from helpers.build import ModelSpec
+from helpers.chapter_params import chapter_parameters
+from helpers.chapter_sweeps import phase_diagram_sweeps, unique_configs
+from helpers.config import SweepConfig, c_grid
+from helpers.store import ResultsStore
+from helpers.sweep import SweepFailed, compute_missing, run_sweep
+from tests.chapters import BOOK, ROOT
+
+CONFIG = SweepConfig(model=ModelSpec("fcn", 2, 16), n_train=256, n_sharpness=64, batch_size=64, steps=3,
+                     c_values=c_grid(5.0, 1.0), seeds=(0, 1, 2, 3))
+BAD = CONFIG.updated(seeds=[0], n_train=64, n_sharpness=32, batch_size=128)  # a batch larger than the data
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_was():
+    before = dict(os.environ)
+    with local_cluster(1):
+        pass
+    assert dict(os.environ) == before
+
+
+def test_dask_sweep_equals_the_serial_sweep_bit_for_bit(client, tmp_path):
+    local = run_sweep(CONFIG, store=ResultsStore(tmp_path / "local"), device="cpu")
+    remote = run_sweep(CONFIG, store=ResultsStore(tmp_path / "remote"), backend=Dask(client))
+    pd.testing.assert_frame_equal(local, remote, check_exact=True)
+    assert len(list((tmp_path / "remote").glob("*/seed-*.csv"))) == len(CONFIG.seeds)
+
+
+def test_process_pool_sweep_equals_the_serial_sweep_bit_for_bit(tmp_path):
+    local = run_sweep(CONFIG, store=ResultsStore(tmp_path / "local"), device="cpu")
+    pool = Processes(workers=2, threads=torch.get_num_threads())
+    pd.testing.assert_frame_equal(local, run_sweep(CONFIG, store=ResultsStore(tmp_path / "pool"), backend=pool),
+                                  check_exact=True)
+    failures = pool.compute([(BAD, 0), (CONFIG, 0)], ResultsStore(tmp_path / "bad"))
+    assert len(failures) == 1 and "batch_size=128" in failures[0].error
+
+
+def test_a_new_backend_is_a_class_with_one_method(tmp_path, monkeypatch):
+    class Recording:
+        """Computes units in this process, in reverse order, and records them."""
+
+        def __init__(self):
+            self.seen = []
+
+        def compute(self, units, store):
+            for config, seed in reversed(units):
+                self.seen.append(seed)
+                compute_and_store(config, seed, str(store.root))
+            return []
+
+    monkeypatch.setitem(BACKENDS, "recording", Recording)
+    register_backend("recording", Recording)
+    store = ResultsStore(tmp_path)
+    table = run_sweep(CONFIG, store=store, backend="recording")
+    assert sorted(table.seed.unique()) == list(CONFIG.seeds)
+    recorder = Recording()
+    run_sweep(CONFIG, store=store, backend=recorder)
+    assert recorder.seen == [], "stored units are not handed to the backend again"
+    with pytest.raises(ValueError, match="unknown backend 'nope'"):
+        run_sweep(CONFIG, store=store, backend="nope")
+
+
+def test_a_killed_worker_loses_only_its_unit(client, tmp_path):
+    config = CONFIG.updated(width=48, n_train=1024, seeds=[0, 1, 2, 3, 4, 5])
+    reference = run_sweep(config, store=ResultsStore(tmp_path / "local"), device="cpu")
+    store = ResultsStore(tmp_path / "remote")
+    outcome: dict = {}
+    units = [(config, seed) for seed in config.seeds]
+    worker = threading.Thread(target=lambda: outcome.update(failures=Dask(client).compute(units, store)))
+    worker.start()
+    deadline = time.time() + 60
+    busy = []
+    while time.time() < deadline and not busy:
+        busy = [addr for addr, tasks in client.processing().items() if tasks]
+        time.sleep(0.05)
+    assert busy, "no unit started"
+    pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+    os.kill(pid, signal.SIGKILL)
+    worker.join(timeout=300)
+    assert outcome["failures"] == []
+    table = run_sweep(config, store=store, device="cpu")
+    pd.testing.assert_frame_equal(reference, table, check_exact=True)
+    assert not table.duplicated(["seed", "c", "step"]).any()
+
+
+def test_a_failing_unit_is_reported_and_the_rest_completes(client, tmp_path):
+    store = ResultsStore(tmp_path)
+    with pytest.raises(SweepFailed, match=r"(?s)1 unit.*failed.*batch_size=128"):
+        compute_missing([BAD, CONFIG], store, Dask(client))
+    assert all(store.is_stored(CONFIG, s) for s in CONFIG.seeds)
+    with pytest.raises(ValueError, match="batch_size=128"):
+        compute_missing([BAD], store, Serial("cpu"))  # in this process the error itself is raised
+
+
+def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "03_phase_diagrams", "smoke", "--results",
+                          str(results)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    stored = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv")}
+    parameters = chapter_parameters("03_phase_diagrams", "smoke")
+    expected = {ResultsStore(results).unit_path(c, s) for c in unique_configs(phase_diagram_sweeps(parameters))
+                for s in c.seeds}
+    assert set(stored) == expected, "the command line and the chapter's definition disagree on the store keys"
+    monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(results))
+    papermill.execute_notebook(str(BOOK / "03_phase_diagrams.ipynb"), str(tmp_path / "out.ipynb"),
+                               parameters=dict(parameters), cwd=str(BOOK), progress_bar=False)
+    after = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv")}
+    assert after == stored, "the chapter recomputed units that the command line had stored"
+
+
+def test_command_line_rejects_unknown_preset_parameters(tmp_path):
+    preset = tmp_path / "bad.yml"
+    preset.write_text("widhts: [3]\n")
+    run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "03_phase_diagrams", str(preset)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "widhts" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "01_uv_model"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 2 and "runs no sweeps" in run.stderr
