@@ -1,4 +1,5 @@
-"""Cluster benchmark: one sweep run locally, and on a Dask LocalCluster of 1 and 2 worker processes.
+"""Backend benchmark: one sweep run in this process (1 and 2 torch threads), on a pool of local worker processes,
+and on a Dask LocalCluster of 1 and 2 worker processes.
 
 Writes ``benchmarks/results/cluster.md``. Run: ``.venv/bin/python -m benchmarks.cluster``.
 """
@@ -13,7 +14,7 @@ import torch
 from dask.distributed import Client
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.backends import Dask, local_cluster
+from helpers.backends import Dask, Processes, local_cluster
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig, c_grid
 from helpers.store import ResultsStore
@@ -34,20 +35,43 @@ def on_cluster(workers: int, threads: int) -> float:
         return time.perf_counter() - start
 
 
-def main() -> None:
+def in_process(threads: int) -> float:
+    """Wall seconds for the sweep in this process with ``threads`` torch threads."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with tempfile.TemporaryDirectory() as root:
+            start = time.perf_counter()
+            run_sweep(CONFIG, store=ResultsStore(root), device="cpu")
+            return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(saved)
+
+
+def on_processes(workers: int, threads: int) -> float:
+    """Wall seconds for the sweep on a fresh pool of local processes (their start-up included)."""
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        run_sweep(CONFIG, store=ResultsStore(root), device="cpu")
-        local = time.perf_counter() - start
-    rows = [("local, one process", f"{torch.get_num_threads()}", local)]
-    for workers, threads in ((1, 1), (2, 1), (1, 2), (2, 2)):
+        failures = Processes(workers, threads).compute([(CONFIG, s) for s in CONFIG.seeds], ResultsStore(root))
+        assert not failures, failures
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    in_process(1)  # warm the data cache and the imports
+    rows = [("this process", "1", in_process(1)), ("this process", "2", in_process(2))]
+    for workers, threads in ((2, 1), (1, 2)):
+        rows.append((f"process pool, {workers} worker(s) (start-up included)", f"{threads} per worker",
+                     on_processes(workers, threads)))
+    for workers, threads in ((1, 1), (2, 1)):
         rows.append((f"LocalCluster, {workers} worker(s)", f"{threads} per worker", on_cluster(workers, threads)))
-    lines = ["# Cluster benchmark", "", describe_machine(torch.device("cpu")), "",
+    lines = ["# Backend benchmark", "", describe_machine(torch.device("cpu")), "",
              f"One sweep: FCN depth 4, width 128, {CONFIG.n_train} training examples, sharpness on "
              f"{CONFIG.n_sharpness}, T = {CONFIG.steps}, c = 2^x for x = 0, 0.5, …, 7 up to the first divergence, "
-             f"{len(CONFIG.seeds)} initializations (4 units). Wall time, worker start-up excluded.", "",
-             "| run | torch threads | wall (s) | speed-up vs 1 worker × 1 thread |", "| --- | --- | --- | --- |"]
-    base = rows[1][2]
+             f"{len(CONFIG.seeds)} initializations (4 units), search {CONFIG.search!r}. Wall time; the process pool's "
+             "start-up is included, the Dask workers' is not.", "",
+             "| run | torch threads | wall (s) | speed-up vs this process, 1 thread |", "| --- | --- | --- | --- |"]
+    base = rows[0][2]
     lines += [f"| {name} | {threads} | {wall:.1f} | {base / wall:.2f} |" for name, threads, wall in rows]
     write_results(RESULTS, lines)
 

@@ -95,10 +95,11 @@ def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.Dat
         barrier = float(loss.max() - start)
         inside = float(loss[1:-1].max()) if len(loss) > 2 else -np.inf
         interior = inside - max(start, end) > floor
-        rows.append(dict(zip(keys, key), barrier=barrier, has_barrier=bool(interior),
+        rows.append(dict(zip(keys, key), barrier=barrier, relative_barrier=barrier / start, has_barrier=bool(interior),
                          endpoint_max=bool(not interior and barrier > floor and end >= loss.max()),
                          has_barrier_rounded=rises(loss / start)))
-    return pd.DataFrame(rows, columns=keys + ["barrier", "has_barrier", "endpoint_max", "has_barrier_rounded"])
+    return pd.DataFrame(rows, columns=keys + ["barrier", "relative_barrier", "has_barrier", "endpoint_max",
+                                              "has_barrier_rounded"])
 
 
 def barrier_constants(constants: pd.DataFrame, interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
