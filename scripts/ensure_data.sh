@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 
 root=${EARLY_DYNAMICS_DATA:-data}
 system=${FASHION_MNIST_SYSTEM_DIR:-/usr/share/datasets/fashion-mnist}  # where the Debian package puts it
-present() { ls "$root"/FashionMNIST/raw/train-images-idx3-ubyte* "$system"/train-images-idx3-ubyte* > /dev/null 2>&1; }
+present() {
+  ls "$root"/FashionMNIST/raw/train-images-idx3-ubyte* > /dev/null 2>&1 ||
+    ls "$system"/train-images-idx3-ubyte* > /dev/null 2>&1
+}
 present && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2> /dev/null; then sudo="sudo"; else sudo="-"; fi

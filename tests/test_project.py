@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import time
@@ -148,3 +149,14 @@ def test_setup_stops_within_seconds_with_the_fix_when_the_data_is_missing(tmp_pa
 def test_ruff_finds_nothing():
     run = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("where", ["data root", "system folder"])
+def test_the_data_check_passes_when_either_place_has_the_files(tmp_path, where):
+    folder = tmp_path / ("data/FashionMNIST/raw" if where == "data root" else "system")
+    folder.mkdir(parents=True)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    env = {**os.environ, "EARLY_DYNAMICS_DATA": str(tmp_path / "data"),
+           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "system")}
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_data.sh")], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
