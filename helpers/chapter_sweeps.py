@@ -89,19 +89,22 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
 
 def output_scale_sweeps(p: ChapterParameters) -> Sweeps:
     """``06_output_scale``: vanilla, centered and zero-last-layer networks at ``widths`` (the zero-output ones with
-    the sharpness threshold 1 + ε); fixed output scales α and width-scaled outputs f/w^s at ``scale_widths`` (the
-    sharpness measured in every run, for its first step); and the three variants at ``trajectory_c`` with the
-    sharpness in every run (``trajectories <variant>``). Groups are named by the output variant."""
+    the sharpness threshold 1 + ε); fixed output scales α and width-scaled outputs f/w^s at ``scale_widths``. Groups
+    are named by the output variant; beside each, ``first step <variant>`` (one step at the smallest c, its
+    sharpness measured) and, for the first three, ``trajectories <variant>`` (``trajectory_c`` at
+    ``trajectory_width``, the sharpness in every run)."""
     base = fcn_base(p, p.depth, p.widths[0], p.seeds, **early_grid(p))
     out = {name: [base.updated(output=name, width=w, rise_epsilon=p.epsilon if name in ZERO_OUTPUTS else 0.0)
                   for w in p.widths] for name in ("standard", *ZERO_OUTPUTS)}
     for name in ("standard", *ZERO_OUTPUTS):
-        out[f"trajectories {name}"] = [base.updated(output=name, width=w, c_values=sorted(p.trajectory_c),
-                                                    search="scan") for w in sorted({*p.widths, p.trajectory_width})]
+        out[f"trajectories {name}"] = [base.updated(output=name, width=p.trajectory_width,
+                                                    c_values=sorted(p.trajectory_c), search="scan")]
     for output, values in (("alpha", p.alphas), ("width-scaled", p.width_exponents)):
         for value in values:
-            scaled = base.updated(output=output, output_value=float(value), seeds=p.scale_seeds, search="scan")
+            scaled = base.updated(output=output, output_value=float(value), seeds=p.scale_seeds)
             out[scaled.model.variant] = [scaled.with_model(width=w) for w in p.scale_widths]
+    for name in [n for n in out if not n.startswith("trajectories")]:
+        out[f"first step {name}"] = [c.updated(c_values=c.c_values[:1], steps=1, search="scan") for c in out[name]]
     return out
 
 
