@@ -95,9 +95,12 @@ def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.Dat
         barrier = float(loss.max() - start)
         inside = float(loss[1:-1].max()) if len(loss) > 2 else -np.inf
         interior = inside - max(start, end) > floor
-        rows.append(dict(zip(keys, key), barrier=barrier, relative_barrier=barrier / start, has_barrier=bool(interior),
+        with np.errstate(divide="ignore", invalid="ignore"):  # L(θ₀) = 0: any rise is infinite, none is NaN
+            ratios = loss / start
+        rows.append(dict(zip(keys, key), barrier=barrier, relative_barrier=barrier / start if start else np.inf,
+                         has_barrier=bool(interior),
                          endpoint_max=bool(not interior and barrier > floor and end >= loss.max()),
-                         has_barrier_rounded=rises(loss / start)))
+                         has_barrier_rounded=rises(ratios)))
     return pd.DataFrame(rows, columns=keys + ["barrier", "relative_barrier", "has_barrier", "endpoint_max",
                                               "has_barrier_rounded"])
 
