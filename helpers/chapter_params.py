@@ -39,9 +39,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="serial",
         check_claims=True),
     "05_intermediate_saturation": dict(
-        **_FCN_DATA, seeds=[0, 1], K=20.0, half_window=2, c_min=0.5, c_max=4.0, c_step=0.125, depth=4,
-        widths=[32, 64, 128], depths=[2, 4, 8], savgol_window=7, savgol_order=3, trajectory_c=[0.5, 1.0, 2.0, 4.0],
-        backend="serial", check_claims=True),
+        **_FCN_DATA, seeds=[0, 1], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
+        c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], savgol_window=7, savgol_order=3,
+        ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="serial", check_claims=True),
     "06_output_scale": dict(
         **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=4, widths=[32, 64, 128], epsilon=0.05,
         trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],

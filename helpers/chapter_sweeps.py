@@ -63,17 +63,18 @@ def connectivity_sweeps(p: ChapterParameters) -> Sweeps:
 
 
 def saturation_c_values(p: ChapterParameters) -> list[float]:
-    """The uniform grid of c of ``05_intermediate_saturation``."""
-    return [float(c) for c in np.round(np.arange(p.c_min, p.c_max + 1e-9, p.c_step), 6)]
+    """The grid of ``05_intermediate_saturation``: c = 2^x, x = c_x_min, …, c_x_max in steps of c_x_step."""
+    return list(c_grid(p.c_x_max, p.c_x_step, p.c_x_min))
 
 
 def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     """``05_intermediate_saturation``: long runs at a few c (sharpness at log-spaced steps), and for χ(c) one run
-    per (depth, width, c) trained to τ + h steps with the sharpness measured at step 0 and over τ − h … τ + h."""
+    per (depth, width, c) trained to the end of its window τ, …, τ + n − 1 with the sharpness measured at step 0
+    and in the window (the minibatch loss, which locates the end of the transient, comes with every step)."""
     base = fcn_base(p, p.depth, max(p.widths), p.seeds, search="scan")
     trajectories = []
     for c in p.trajectory_c:
-        last = 40 * saturation_step(c, p.K)
+        last = 8 * saturation_step(c, p.K)
         measure = sorted({0, *np.unique(np.geomspace(1, last, 30).astype(int)).tolist()})
         trajectories.append(base.updated(seeds=[p.seeds[0]], c_values=[c], steps=last, measure_at=measure,
                                          loss_every_step=False))
@@ -81,7 +82,7 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     chi = []
     for depth, width in combos:
         for c in saturation_c_values(p):
-            window = saturation_window(c, p.K, p.half_window)
+            window = saturation_window(c, p.K, p.window_steps)
             chi.append(base.updated(depth=depth, width=width, c_values=[c], steps=window[-1],
                                     measure_at=(0, *window), loss_every_step=False))
     return {"trajectories": trajectories, "chi": chi}

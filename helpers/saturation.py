@@ -1,20 +1,34 @@
-"""The intermediate saturation regime (pure analysis): the window around τ = K/c, χ(c), and c_crit from its
-smoothed curvature."""
+"""The intermediate saturation regime (pure analysis): where the early transient ends, the window from τ = K/c on,
+χ(c), and c_crit from its smoothed curvature."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 from scipy.signal import savgol_filter
 
 
+def grid_spacing(c: np.ndarray) -> tuple[str, float]:
+    """How the grid of c is spaced: ``("c", Δc)`` when uniform in c, ``("x", Δx)`` when uniform in x = log₂ c (the
+    study's grid c = 2^x). Raises ValueError for any other grid."""
+    c = np.asarray(c, float)
+    for axis, values in (("c", c), ("x", np.log2(c) if (c > 0).all() else c)):
+        steps = np.diff(values)
+        if len(steps) and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-4, atol=1e-9):
+            return axis, float((values[-1] - values[0]) / len(steps))
+    raise ValueError("need a uniform grid of c, or of x = log2(c)")
+
+
 def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3) -> tuple[np.ndarray, ...]:
-    """Savitzky–Golay smoothed χ and its derivatives χ′, χ″ on a uniform grid of c."""
+    """Savitzky–Golay smoothed χ and its first two derivatives along the grid's uniform axis: in c on a grid uniform
+    in c, in x = log₂ c on the study's grid c = 2^x (the filter runs over the equally spaced samples, as
+    ``savgol_filter`` does; see ``grid_spacing``)."""
     c, chi = np.asarray(c, float), np.asarray(chi, float)
-    steps = np.diff(c)
-    if len(c) < window or not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9):
-        raise ValueError(f"need a uniform grid of c with at least window={window} points")
-    delta = steps[0]
+    if len(c) < window:
+        raise ValueError(f"need a uniform grid of c with at least window={window} points, got {len(c)}")
+    _, delta = grid_spacing(c)
     return tuple(savgol_filter(chi, window, order, deriv=k, delta=delta) for k in range(3))
 
 
@@ -46,6 +60,29 @@ def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, 
     return float(np.asarray(c)[minima[0]]) if len(minima) else float("nan")
 
 
+def leading_curve(c: np.ndarray, chi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grid from its smallest c up to the first c where χ is missing (a divergent or excluded c): the uniform
+    stretch the filter can run over."""
+    c, chi = np.asarray(c, float), np.asarray(chi, float)
+    missing = np.flatnonzero(~np.isfinite(chi))
+    stop = missing[0] if len(missing) else len(c)
+    return c[:stop], chi[:stop]
+
+
+def steepest_drop(c: np.ndarray, chi: np.ndarray) -> dict:
+    """The largest fall of χ over a doubling of c on the grid: {"chi_drop", "c_from", "chi_from", "chi_to"} (0 when
+    χ never falls over a doubling, NaN when the grid spans less than one)."""
+    c, chi = np.asarray(c, float), np.asarray(chi, float)
+    best = dict(chi_drop=math.nan, c_from=math.nan, chi_from=math.nan, chi_to=math.nan)
+    for i, ci in enumerate(c):
+        j = np.flatnonzero(np.isclose(c, 2 * ci, rtol=1e-3))
+        if len(j) and np.isfinite(chi[i]) and np.isfinite(chi[j[0]]):
+            drop = max(0.0, chi[i] - chi[j[0]])
+            if math.isnan(best["chi_drop"]) or drop > best["chi_drop"]:
+                best = dict(chi_drop=float(drop), c_from=float(ci), chi_from=float(chi[i]), chi_to=float(chi[j[0]]))
+    return best
+
+
 def saturation_step(c: float, k: float) -> int:
     """τ with c·τ = K, rounded half up to a whole step and at least 1: τ = max(1, ⌊K/c + ½⌋)."""
     if not (c > 0 and k > 0):
@@ -53,24 +90,59 @@ def saturation_step(c: float, k: float) -> int:
     return max(1, int(np.floor(k / c + 0.5)))
 
 
-def saturation_window(c: float, k: float, half_width: int) -> list[int]:
-    """The steps τ − h, …, τ + h (none below 1) over which the normalized sharpness is averaged."""
+def saturation_window(c: float, k: float, n_steps: int) -> list[int]:
+    """The steps τ, …, τ + n − 1 over which the normalized sharpness is averaged (the study: "a few steps from τ
+    on")."""
+    if n_steps < 1:
+        raise ValueError(f"the window needs at least one step, got {n_steps}")
     tau = saturation_step(c, k)
-    return list(range(max(1, tau - half_width), tau + half_width + 1))
+    return list(range(tau, tau + n_steps))
 
 
-def chi_from_runs(runs: pd.DataFrame) -> pd.DataFrame:
+def transient_end(run: pd.DataFrame, min_steps: int = 10) -> float:
+    """The step at which a run's early transient ends, by our stated rule: the first step t ≥ ``min_steps`` (the
+    study's T = 10 steps of early transient) from which on no loss the run recorded is at or above L(θ₀).
+
+    The losses are those the run computes anyway: the training loss L_t where it was measured, and the minibatch
+    loss at step s + 1, which is the loss of θ_s on that batch (so a catapult is seen at every step even when L_t
+    is measured only in the window). A run that ends at or above L(θ₀) has not left its transient: +inf.
+    """
+    run = run.sort_values("step")
+    loss0 = float(run.loss0.iloc[0])
+    steps, losses = run.step.to_numpy(int), run.loss.to_numpy(float)
+    batch_steps, batch_losses = steps - 1, run.batch_loss.to_numpy(float)   # θ_{s−1} on the batch of step s
+    known = np.concatenate([steps[np.isfinite(losses)], batch_steps[np.isfinite(batch_losses)]])
+    high = np.concatenate([steps[losses >= loss0], batch_steps[batch_losses >= loss0]])
+    above = {int(s) for s in high if s >= 1}
+    if not len(known) or int(known.max()) in above:
+        return math.inf
+    return float(max(min_steps, max(above, default=0) + 1))
+
+
+def chi_from_runs(runs: pd.DataFrame, min_steps: int = 10) -> pd.DataFrame:
     """χ per (depth, width, c): the mean over initializations of the window-averaged λ^H_t/λ^H_0.
 
-    Runs that diverged before the end of their window are left out and counted in ``n_diverged``.
+    Only windows that start after the run's measured transient end (``transient_end``) are averaged: runs that
+    diverged are counted in ``n_diverged``, runs whose window starts inside their transient in ``n_in_transient``.
+    ``transient_end`` is the latest end over the initializations and ``window_start`` the window's first step.
     """
     rows = []
     for (depth, width, c), group in runs.groupby(["depth", "width", "c"]):
-        per_init = []
+        per_init, in_transient, diverged, ends, starts = [], 0, 0, [], []
         for _, run in group.groupby("seed"):
-            window = run[(run.step >= 1) & run.sharpness.notna()]
-            if not run.diverged.any() and len(window):
-                per_init.append(float((window.sharpness / window.sharpness0).mean()))
+            measured = run[(run.step >= 1) & run.sharpness.notna()]
+            if run.diverged.any() or not len(measured):
+                diverged += 1
+                continue
+            end, start = transient_end(run, min_steps), int(measured.step.min())
+            ends.append(end)
+            starts.append(start)
+            if start <= end:
+                in_transient += 1
+                continue
+            per_init.append(float((measured.sharpness / measured.sharpness0).mean()))
         rows.append(dict(depth=depth, width=width, c=c, chi=np.mean(per_init) if per_init else np.nan,
-                         n_init=len(per_init), n_diverged=group.seed.nunique() - len(per_init)))
+                         n_init=len(per_init), n_diverged=diverged, n_in_transient=in_transient,
+                         transient_end=max(ends) if ends else np.nan,
+                         window_start=min(starts) if starts else np.nan))
     return pd.DataFrame(rows)

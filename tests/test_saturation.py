@@ -1,4 +1,5 @@
-"""The intermediate regime: τ = K/c rounding, window, and c_crit recovered from a synthetic χ(c) with noise."""
+"""The intermediate regime: τ = K/c rounding, the window, the end of the transient, and c_crit recovered from a
+synthetic χ(c) with noise on both grids (uniform in c, and the study's c = 2^x)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.saturation import chi_from_runs, critical_c, saturation_step, saturation_window, savgol_derivatives
+from helpers.chapter_params import chapter_parameters
+from helpers.chapter_sweeps import saturation_c_values
+from helpers.config import c_grid
+from helpers.saturation import (chi_from_runs, critical_c, critical_c_argmin, grid_spacing, leading_curve,
+                                saturation_step, saturation_window, savgol_derivatives, steepest_drop, transient_end)
 
 
 def test_tau_rounds_half_up_and_is_at_least_one_at_the_grid_ends():
@@ -16,10 +21,12 @@ def test_tau_rounds_half_up_and_is_at_least_one_at_the_grid_ends():
     assert saturation_step(8.0, 4.0) == 1              # exactly ½ rounds up
     assert saturation_step(8.0, 3.9) == 1              # 0.4875 would round to 0: at least one step
     assert saturation_step(1000.0, 1.0) == 1
-    assert saturation_window(8.0, 4.0, 2) == [1, 2, 3]  # nothing below step 1
-    assert saturation_window(1.0, 10.0, 2) == [8, 9, 10, 11, 12]
+    assert saturation_window(8.0, 4.0, 2) == [1, 2]     # from τ on
+    assert saturation_window(1.0, 10.0, 4) == [10, 11, 12, 13]
     with pytest.raises(ValueError):
         saturation_step(0.0, 1.0)
+    with pytest.raises(ValueError, match="at least one step"):
+        saturation_window(1.0, 10.0, 0)
 
 
 @pytest.mark.parametrize("kink", [1.7, 2.0, 2.6])
@@ -38,19 +45,83 @@ def test_later_bends_near_c_max_are_ignored():
     assert abs(critical_c(c, chi, window=9, order=3) - 2.0) <= 0.1
 
 
-def test_savgol_needs_a_uniform_grid():
+def test_savgol_needs_a_uniform_grid_in_c_or_in_log2_c():
     with pytest.raises(ValueError, match="uniform grid"):
-        savgol_derivatives(np.array([1, 2, 4, 8, 16, 32, 64.0]), np.ones(7))
+        savgol_derivatives(np.array([1, 2, 3, 5, 8, 13, 21.0]), np.ones(7))
+    assert grid_spacing(np.array(c_grid(2.0, 0.1, -1.0))) == ("x", pytest.approx(0.1, abs=1e-6))
+    x = np.arange(-1, 2.0001, 0.1)
+    _, d1, d2 = savgol_derivatives(np.round(2.0 ** x, 6), x ** 2, window=5, order=2)   # derivatives in x
+    assert d1[10] == pytest.approx(2 * x[10], abs=1e-4) and d2[10] == pytest.approx(2.0, abs=1e-3)
     _, d1, d2 = savgol_derivatives(np.linspace(0, 1, 11), np.linspace(0, 1, 11) ** 2, window=5, order=2)
     assert d1[5] == pytest.approx(1.0) and d2[5] == pytest.approx(2.0)
 
 
 def test_chi_averages_windows_and_leaves_out_divergent_runs():
-    rows = []
-    for seed, values, diverged in ((0, [0.5, 0.7], False), (1, [0.3, 0.3], False), (2, [0.1, np.nan], True)):
-        rows.append(dict(depth=2, width=8, c=1.0, seed=seed, step=0, sharpness=10.0, sharpness0=10.0, diverged=False))
-        for step, v in enumerate(values, start=5):
-            rows.append(dict(depth=2, width=8, c=1.0, seed=seed, step=step, sharpness=10.0 * v, sharpness0=10.0,
-                             diverged=diverged and np.isnan(v)))
-    chi = chi_from_runs(pd.DataFrame(rows)).iloc[0]
+    window = (15, 16)
+    runs = [_run([0.5] * 16, window=window, seed=0, sharpness=(5.0, 7.0)),
+            _run([0.5] * 16, window=window, seed=1, sharpness=(3.0, 3.0)),
+            _run([0.5] * 16, window=window, seed=2, sharpness=(1.0, np.nan)).assign(diverged=lambda r: r.step == 16)]
+    chi = chi_from_runs(pd.concat(runs)).iloc[0]
     assert chi.chi == pytest.approx((0.6 + 0.3) / 2) and chi.n_init == 2 and chi.n_diverged == 1
+
+
+@pytest.mark.parametrize("kink", [1.7, 2.0, 2.6])
+def test_definition_4_finds_a_kink_on_the_studys_log_grid(kink):
+    c = np.array(c_grid(2.3, 0.05, -1.0))
+    chi = np.where(c < kink, 1.0, np.maximum(1.0 - 1.5 * np.log2(c / kink), 0.25))
+    noisy = chi + np.random.default_rng(1).normal(0, 0.005, size=c.shape)
+    found = critical_c_argmin(c, noisy, window=9, order=3, c_max=3.0)
+    assert abs(np.log2(found / kink)) <= 0.1           # within two grid steps in x
+
+
+def _run(batch_losses, loss0=1.0, window=(), seed=0, c=1.0, sharpness=()):
+    """A hand-built run: the minibatch loss at every step 1…T (θ_{t-1} on batch t), L_t and λ^H_t in the window."""
+    rows = [dict(step=0, loss=loss0, batch_loss=np.nan, loss0=loss0, sharpness=10.0, sharpness0=10.0,
+                 diverged=False, seed=seed, c=c, depth=2, width=8)]
+    for step, batch in enumerate(batch_losses, start=1):
+        inside = step in window
+        rows.append(dict(step=step, loss=0.1 if inside else np.nan, batch_loss=batch, loss0=loss0,
+                         sharpness=sharpness[window.index(step)] if inside else np.nan, sharpness0=10.0,
+                         diverged=False, seed=seed, c=c, depth=2, width=8))
+    return pd.DataFrame(rows)
+
+
+def test_the_transient_ends_after_the_catapult_and_not_before_the_minimum():
+    quiet = [0.9, 0.5, 0.3] + [0.2] * 17
+    assert transient_end(_run(quiet), min_steps=10) == 10
+    # the loss is back above L(θ₀) at θ_13 (seen as the minibatch loss of step 14): the transient ends at step 14
+    late = [0.9, 3.0, 5.0] + [0.2] * 10 + [1.5] + [0.2] * 6
+    assert transient_end(_run(late), min_steps=10) == 14
+    assert transient_end(_run(late), min_steps=20) == 20
+    running = [0.9, 3.0] + [2.0] * 18                   # never back below L(θ₀)
+    assert transient_end(_run(running), min_steps=10) == np.inf
+
+
+def test_chi_averages_only_windows_after_the_transient():
+    window = (16, 17)
+    after = _run([0.5] * 17, window=window, seed=0, sharpness=(6.0, 4.0))
+    inside = _run([0.5] * 16 + [2.0], window=window, seed=1, sharpness=(1.0, 1.0))  # θ_16 above L(θ₀)
+    late = _run([0.5] * 17, window=window, seed=2, sharpness=(9.0, 9.0))
+    row = chi_from_runs(pd.concat([after, inside]), min_steps=10).iloc[0]
+    assert row.chi == pytest.approx(0.5) and row.n_init == 1 and row.n_in_transient == 1
+    assert row.transient_end == 17 and row.window_start == 16
+    row = chi_from_runs(pd.concat([after, late]), min_steps=17).iloc[0]     # a minimum transient past the start
+    assert np.isnan(row.chi) and row.n_in_transient == 2
+
+
+def test_every_default_window_starts_after_a_transient_of_the_studys_length():
+    p = chapter_parameters("05_intermediate_saturation")
+    grid = saturation_c_values(p)
+    assert grid[0] <= 0.5 and grid[-1] >= 4.0 and grid_spacing(np.array(grid))[1] <= 0.1 + 1e-6
+    for c in grid:
+        assert saturation_window(c, p.K, p.window_steps)[0] > p.transient_steps, c
+
+
+def test_leading_curve_and_steepest_drop():
+    c = np.array([0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0])
+    chi = np.array([1.0, 0.98, 0.95, 0.6, 0.3, np.nan, 0.2])
+    kept_c, kept = leading_curve(c, chi)
+    assert list(kept_c) == [0.5, 0.71, 1.0, 1.41, 2.0] and len(kept) == 5
+    drop = steepest_drop(c, chi)
+    assert drop["chi_drop"] == pytest.approx(0.65) and drop["c_from"] == 1.0 and drop["chi_to"] == 0.3
+    assert np.isnan(steepest_drop(c[:2], chi[:2])["chi_drop"])
