@@ -47,6 +47,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],
         width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="serial",
         check_claims=True),
+    "07_choosing_a_learning_rate": dict(
+        cnn_channels=8, cnn_n_train=4096, cnn_n_test=2048, text_length=16, text_d_model=32, text_layers=2,
+        text_n_train=4096, text_n_test=1024, batch_size=128, n_diagnose=512, n_sharpness=256,
+        diagnose_seeds=[0, 1, 2], diagnose_steps=10, c_x_min=-1.0, c_x_max=7.0, c_x_step=0.25, range_iters=100,
+        train_steps=200, grid_points=6, grid_seeds=[0, 1], check_claims=True),
 }
 
 

@@ -89,14 +89,15 @@ def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[t
 
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
                 start: Eigen, batches: list[torch.Tensor], *, measure: bool = True, until_rise: bool = False,
-                interpolation: bool = True) -> tuple[list[dict], list[dict]]:
+                interpolation: bool = True, loss: Loss | None = None) -> tuple[list[dict], list[dict]]:
     """Train one stack of runs from the same θ₀ at η_m = c_m/λ^H_0.
 
     ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` stops measuring the sharpness once
-    every run's λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). Returns one record per run
-    and step, and (if asked for) one per non-divergent run and interpolation point τ.
+    every run's λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). ``loss`` replaces the loss
+    named by the config. Returns one record per run and step, and (if asked for) one per non-divergent run and
+    interpolation point τ.
     """
-    loss = get_loss(config.loss)
+    loss = loss or get_loss(config.loss)
     m = len(c_values)
     params0, forward = stack_models([model] * m)
     sharpness0 = float(start.eigenvalue[0])
@@ -190,23 +191,35 @@ def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int
 
 
 def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None) -> Unit:
-    """One initialization: measure λ^H_0, scan the c grid upward until the first divergent run, and (``bisect``)
-    bracket c_sharp among the runs below it."""
+    """One initialization of the config's model: see :func:`run_model`."""
     target = resolve_device(device)
     data = data.to(target)
     model = build_model(config.model, tuple(data.x.shape[1:]), seed=seed, device=target,
                         reference_x=data.x[: config.n_sharpness])
+    return run_model(config, model, data, seed, target)
+
+
+def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int,
+              device: str | torch.device | None = None, loss: Loss | None = None,
+              batches: list[torch.Tensor] | None = None) -> Unit:
+    """One initialization θ₀ (``model``'s parameters): measure λ^H_0, scan the c grid upward until the first
+    divergent run, and (``bisect``) bracket c_sharp among the runs below it. ``loss`` replaces the config's named
+    loss; ``batches`` (one index tensor per step) replaces the seeded SGD order."""
+    target = resolve_device(device)
+    data = data.to(target)
+    loss = loss or get_loss(config.loss)
     params, forward = stack_models([model])
-    loss = get_loss(config.loss)
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
     op = HessianOperator(lambda theta: per_model_loss(loss, forward(theta, xs), ys).sum(), params, stacked=True)
     start = measure_sharpness(op, config, None, seed)
     if not float(start.eigenvalue[0]) > 0:
         raise ValueError(f"the sharpness at initialization is {float(start.eigenvalue[0]):.3g} ≤ 0 (seed {seed}); "
                          "η = c/λ^H_0 is undefined")
-    batches = [b.to(target) for b in batch_order(len(data), config.batch_size, config.steps, seed)]
+    if batches is None:
+        batches = batch_order(len(data), config.batch_size, config.steps, seed)
+    batches = [b.to(target) for b in batches]
     size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
-    train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches)
+    train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches, loss=loss)
     records: list[dict] = []
     segments: list[dict] = []
     for first in range(0, len(config.c_values), size):

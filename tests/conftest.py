@@ -67,9 +67,13 @@ def tiny_cifar(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
 @pytest.fixture(scope="session")
 def preset_data_root(tmp_path_factory) -> Path:
     """A data root for running presets: a CIFAR-10 tarball of 5 × 120 random training images (Fashion-MNIST still
-    comes from the Debian package)."""
+    comes from the Debian package) and a text corpus in ``text/`` (fortune-file format)."""
     root = tmp_path_factory.mktemp("data")
     write_cifar(root, 120, 20)
+    (root / "text").mkdir()
+    words = np.random.default_rng(0).choice(["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog."],
+                                            size=4000)
+    (root / "text" / "fortunes").write_text("\n%\n".join(" ".join(words[i : i + 12]) for i in range(0, 4000, 12)))
     return root
 
 

@@ -79,6 +79,13 @@ def check_smoke_values(name: str, values: dict) -> None:
     if name == "05_intermediate_saturation":
         assert [(r["width"], r["depth"]) for r in values["saturation_table"]] == [(16, 2)]
         assert set(values["chi_curves"]) == {16} and all(len(p) == 2 for p in values["chi_curves"][16])
+    if name == "07_choosing_a_learning_rate":
+        rows = values["lr_study_table"]
+        assert {r["method"] for r in rows} == {"diagnose", "range-test", "grid"}
+        assert {r["model"] for r in rows} == {"cnn", "transformer"}
+        assert all(set(r) == {"model", "method", "lr", "seed", "cost_s", "final_train_loss", "final_test_loss"}
+                   for r in rows)
+        assert {(r["model"], r["seed"]) for r in values["diagnosis_table"]} == {("cnn", 0), ("transformer", 0)}
     if name == "03_phase_diagrams":
         rows = values["phase_table"]
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16)}
@@ -91,6 +98,7 @@ def test_preset_runs_end_to_end_at_smoke_size(preset: Path, tmp_path, monkeypatc
     name = preset.parent.name
     monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(preset_data_root))
+    monkeypatch.setenv("EARLY_DYNAMICS_TEXT", str(preset_data_root / "text"))
     parameters = dict(chapter_parameters(name, preset, "smoke"))
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(str(BOOK / f"{name}.ipynb"), str(out), parameters=parameters, cwd=str(BOOK),

@@ -135,8 +135,10 @@ def test_setup_stops_within_seconds_with_the_fix_when_the_data_is_missing(tmp_pa
     bin_dir.mkdir()
     for tool in ("ls", "id", "dirname", "cat", "python3", "bash"):
         (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "fortunes").write_text("A fortune.\n%\n")
     env = {"PATH": str(bin_dir), "EARLY_DYNAMICS_DATA": str(tmp_path / "data"),
-           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "none")}
+           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "none"), "EARLY_DYNAMICS_TEXT": str(tmp_path / "text")}
     start = time.perf_counter()
     run = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True, env=env,
                          timeout=60)
@@ -144,6 +146,19 @@ def test_setup_stops_within_seconds_with_the_fix_when_the_data_is_missing(tmp_pa
     assert run.returncode == 1
     assert "To fix, run:  sudo apt-get install dataset-fashion-mnist" in run.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_setup_stops_with_the_fix_when_the_text_corpus_is_missing(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ls", "id", "dirname", "cat", "python3", "bash"):
+        (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    (tmp_path / "empty").mkdir()
+    env = {"PATH": str(bin_dir), "EARLY_DYNAMICS_TEXT": str(tmp_path / "empty")}
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_data.sh")], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert run.returncode == 1
+    assert "To fix, run:  sudo apt-get install fortunes" in run.stderr
 
 
 def test_ruff_finds_nothing():
@@ -156,7 +171,9 @@ def test_the_data_check_passes_when_either_place_has_the_files(tmp_path, where):
     folder = tmp_path / ("data/FashionMNIST/raw" if where == "data root" else "system")
     folder.mkdir(parents=True)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "fortunes").write_text("A fortune.\n%\n")
     env = {**os.environ, "EARLY_DYNAMICS_DATA": str(tmp_path / "data"),
-           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "system")}
+           "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "system"), "EARLY_DYNAMICS_TEXT": str(tmp_path / "text")}
     run = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_data.sh")], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
