@@ -58,6 +58,18 @@ def compute_and_store(config: SweepConfig, seed: int, root: str, threads: int | 
     return str(ResultsStore(root).save(config, seed, compute_unit(config, seed)))
 
 
+def collect(pending: dict, finished, progress: bool) -> list[Failure]:
+    """Wait for every future of ``pending`` (future → (config, seed)) in the order ``finished`` yields them; a
+    unit's error becomes its :class:`Failure` and the other units go on."""
+    failures = []
+    for future in tqdm(finished, total=len(pending), disable=not progress, desc="units"):
+        try:
+            future.result()
+        except Exception as err:  # reported with its parameters
+            failures.append(Failure.of(*pending[future], err))
+    return failures
+
+
 class Serial:
     """One unit after another in this process, on ``device``; the first error is raised as it is."""
 
@@ -78,17 +90,11 @@ class Processes:
         self.workers, self.threads, self.progress = workers, threads, progress
 
     def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
-        failures = []
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
             pending = {pool.submit(compute_and_store, config, seed, str(store.root), self.threads): (config, seed)
                        for config, seed in units}
-            for future in tqdm(as_completed(pending), total=len(pending), disable=not self.progress, desc="units"):
-                try:
-                    future.result()
-                except Exception as err:  # reported with its parameters; the other units go on
-                    failures.append(Failure.of(*pending[future], err))
-        return failures
+            return collect(pending, as_completed(pending), self.progress)
 
 
 @contextlib.contextmanager
@@ -139,17 +145,11 @@ class Dask:
         from dask.distributed import as_completed as completed
 
         threads = torch.get_num_threads() if self.threads is None else self.threads
-        failures = []
         with self.client() as client:
             pending = {client.submit(compute_and_store, config, seed, str(store.root), threads,
                                      key=f"unit-{config_key(config)}-seed-{seed}", retries=self.retries,
                                      pure=False): (config, seed) for config, seed in units}
-            for future in tqdm(completed(list(pending)), total=len(pending), disable=not self.progress, desc="units"):
-                try:
-                    future.result()
-                except Exception as err:  # reported with its parameters; the other units go on
-                    failures.append(Failure.of(*pending[future], err))
-        return failures
+            return collect(pending, completed(list(pending)), self.progress)
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Processes, "dask": Dask}

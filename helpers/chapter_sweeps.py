@@ -74,7 +74,7 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     base = fcn_base(p, p.depth, max(p.widths), p.seeds, search="scan")
     trajectories = []
     for c in p.trajectory_c:
-        last = 8 * saturation_step(c, p.K)
+        last = 6 * saturation_step(c, p.K)
         measure = sorted({0, *np.unique(np.geomspace(1, last, 30).astype(int)).tolist()})
         trajectories.append(base.updated(seeds=[p.seeds[0]], c_values=[c], steps=last, measure_at=measure,
                                          loss_every_step=False))
