@@ -177,3 +177,10 @@ def test_the_data_check_passes_when_either_place_has_the_files(tmp_path, where):
            "FASHION_MNIST_SYSTEM_DIR": str(tmp_path / "system"), "EARLY_DYNAMICS_TEXT": str(tmp_path / "text")}
     run = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_data.sh")], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
+
+
+def test_every_bibliography_key_is_defined_once():
+    import re
+
+    keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.M)
+    assert keys and len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
