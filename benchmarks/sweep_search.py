@@ -86,7 +86,8 @@ def study_unit(config: SweepConfig, seed: int, data: Data) -> tuple[pd.DataFrame
 
 def engine_unit(config: SweepConfig, seed: int, data: Data, device) -> tuple[pd.DataFrame, int]:
     table = run_unit(config, seed, data, device).runs
-    return table, int(table.products.sum())
+    # λ^H_0 is measured once per unit; every run's step-0 row repeats its products
+    return table, int(table[table.step >= 1].products.sum() + table[table.step == 0].products.iloc[0])
 
 
 def main() -> None:

@@ -9,9 +9,12 @@ Two searches (``SweepConfig.search``):
 
 - ``scan``: every run of the grid measures λ^H_t at every step (or at ``measure_at``).
 - ``bisect``: the scan trains loss-only runs (no Hessian products), which fixes c_loss and c_max exactly as the
-  full scan would (the training arithmetic is the same); then c_sharp is bracketed on the same grid below the
-  first divergence: runs in the middle of the bracket are trained again measuring λ^H_t, each until its ratio
-  λ^H_t/λ^H_0 has risen, and the bracket shrinks to the smallest rising c. It finds the full scan's c_sharp
+  full scan would (the training arithmetic is the same). L_t on the measurement set is computed only while c_loss
+  is undecided: in the runs up to the first whose loss rises, that one until it rises; every later run measures it
+  at its last step only (whether θ_T diverged), its divergence at earlier steps seen in the minibatch loss. Then
+  c_sharp is bracketed on the same grid below the first divergence: runs in the middle of the bracket are trained
+  again measuring λ^H_t (not L_t, known already), each until its ratio λ^H_t/λ^H_0 has risen, and the bracket
+  shrinks to the smallest rising c. It finds the full scan's c_sharp
   whenever "the sharpness rises" is monotone in c along the runs the bracket visits.
 """
 
@@ -87,16 +90,25 @@ def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[t
     return taus, torch.stack(values, dim=1)
 
 
+LOSS_TRACKING = ("all", "until_rise", "final", "none")
+
+
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
                 start: Eigen, batches: list[torch.Tensor], *, measure: bool = True, until_rise: bool = False,
-                interpolation: bool = True, loss: Loss | None = None) -> tuple[list[dict], list[dict]]:
-    """Train one stack of runs from the same θ₀ at η_m = c_m/λ^H_0.
+                interpolation: bool = True, loss: Loss | None = None,
+                track_loss: str = "all") -> tuple[list[dict], list[dict]]:
+    """Train one stack of runs (at increasing c) from the same θ₀ at η_m = c_m/λ^H_0.
 
-    ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` stops measuring the sharpness once
-    every run's λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). ``loss`` replaces the loss
-    named by the config. Returns one record per run and step, and (if asked for) one per non-divergent run and
-    interpolation point τ.
+    ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` trains only until every run's
+    λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). ``track_loss`` says where L_t is computed
+    on the measurement set: ``all`` where the config asks; ``until_rise`` while some run has no run at smaller or
+    equal c whose L_t/L_0 has risen (c_loss undecided), and at the last step; ``final`` at the last step only;
+    ``none`` never. Divergence is read from the minibatch loss at every step and from L_t where it is computed.
+    ``loss`` replaces the loss named by the config. Returns one record per run and step, and (if asked for) one per
+    non-divergent run and interpolation point τ.
     """
+    if track_loss not in LOSS_TRACKING:
+        raise ValueError(f"track_loss must be one of {LOSS_TRACKING}, got {track_loss!r}")
     loss = loss or get_loss(config.loss)
     m = len(c_values)
     params0, forward = stack_models([model] * m)
@@ -117,6 +129,16 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
                     products=start.n_products, converged=bool(start.converged[0])) for c in c_values]
     alive = torch.ones(m, dtype=torch.bool, device=lr.device)
     risen = [False] * m
+    loss_risen = [False] * m
+
+    def loss_wanted(step: int) -> bool:
+        if track_loss == "all":
+            return config.loss_every_step or step in measured
+        if track_loss == "none":
+            return False
+        if step == config.steps:
+            return True
+        return track_loss == "until_rise" and any(bool(alive[i]) and not any(loss_risen[: i + 1]) for i in range(m))
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
@@ -127,13 +149,15 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         dead = _diverged(batch_losses, config.diverge_loss)
         with torch.no_grad():
             params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads)]
-            if config.loss_every_step or step in measured:
+            if loss_wanted(step):
                 losses = per_model_loss(loss, forward(params, data.x), data.y)
                 dead = dead | _diverged(losses, config.diverge_loss)
             else:
                 losses = torch.full_like(batch_losses, math.nan)
         dead = alive & dead
         was_alive, alive = alive, alive & ~dead
+        loss_risen = [r or (a and rises([float(losses[i]) / loss0])) for i, (r, a) in
+                      enumerate(zip(loss_risen, alive.tolist()))]
         params = [torch.where(alive.view(-1, *[1] * (p.dim() - 1)), p, p0) for p, p0 in zip(params, params0)]
         eig = None
         waiting = [bool(alive[i]) and not risen[i] for i in range(m)]
@@ -150,7 +174,7 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
                                 sharpness=float(eig.eigenvalue[i]) if ok else math.nan, diverged=bool(dead[i]),
                                 products=eig.n_products if eig is not None else 0,
                                 converged=bool(eig.converged[i]) if ok else False))
-        if not bool(alive.any()):
+        if not bool(alive.any()) or (until_rise and not any(bool(alive[i]) and not risen[i] for i in range(m))):
             break
     for r in records:
         r.update(seed=seed, lr=r["c"] / sharpness0, sharpness0=sharpness0, loss0=loss0)
@@ -167,24 +191,46 @@ def sharpness_rose(records: list[dict], epsilon: float) -> bool:
     return rises([r["sharpness"] / r["sharpness0"] for r in records if r["step"] >= 1 and not r["diverged"]], epsilon)
 
 
+def loss_rose(records: list[dict]) -> bool:
+    """Whether a run's L_t/L_0 (1 ≤ t ≤ T, before any divergence) rose, by the two-decimal rule."""
+    return rises([r["loss"] / r["loss0"] for r in records if r["step"] >= 1 and not r["diverged"]])
+
+
+def with_sharpness(loss_only: list[dict], measured: list[dict]) -> list[dict]:
+    """One run's loss-only records with the sharpness of its measured re-run filled in, step by step (NaN after the
+    re-run stopped at its rise)."""
+    by_step = {r["step"]: r for r in measured}
+    missing = dict(sharpness=math.nan, products=0, converged=False)
+    return [{**r, **({k: by_step[r["step"]][k] for k in missing} if r["step"] in by_step else missing)}
+            for r in loss_only]
+
+
 def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int) -> list[dict]:
-    """Replace the loss-only records of the runs a bracket on c_sharp visits by records with the sharpness.
+    """Fill in the sharpness of the runs a bracket on c_sharp visits (the loss-only ``records`` of one unit).
 
     Among the runs below the first divergence, [lo, hi) brackets the smallest rising index (hi = their count when
     none rises: then c_sharp is filled like the full scan fills it). Each round trains up to ``size`` runs spread
-    evenly inside the bracket, measuring λ^H_t until it has risen, and shrinks the bracket to them.
+    evenly inside the bracket, measuring λ^H_t until it has risen, and shrinks the bracket to them. (Starting the
+    bracket at c_loss and galloping visits fewer runs but misses more often where the sharpness also rises at small c,
+    below c_loss: a rise that is not monotone in c.)
     """
     divergent = [r["c"] for r in records if r["diverged"]]
     below = sorted({r["c"] for r in records if not divergent or r["c"] < min(divergent)})
+    runs = {c: [r for r in records if r["c"] == c] for c in below}
     measured: dict[float, list[dict]] = {}
+
+    def visit(picks: list[int]) -> list[int]:
+        new, _ = train([below[i] for i in picks], measure=True, until_rise=True, interpolation=False,
+                       track_loss="none")
+        for i in picks:
+            measured[below[i]] = with_sharpness(runs[below[i]], [r for r in new if r["c"] == below[i]])
+        return [i for i in picks if sharpness_rose(measured[below[i]], config.rise_epsilon)]
+
     lo, hi = -1, len(below)
     while hi - lo > 1:
         count = min(size, hi - lo - 1)
         picks = sorted({lo + round((k + 1) * (hi - lo) / (count + 1)) for k in range(count)})
-        new, _ = train([below[i] for i in picks], measure=True, until_rise=True, interpolation=False)
-        for i in picks:
-            measured[below[i]] = [r for r in new if r["c"] == below[i]]
-        rose = [i for i in picks if sharpness_rose(measured[below[i]], config.rise_epsilon)]
+        rose = visit(picks)
         hi = min(rose, default=hi)
         lo = max([i for i in picks if i < hi and i not in rose], default=lo)
     return [r for r in records if r["c"] not in measured] + [r for rows in measured.values() for r in rows]
@@ -222,9 +268,14 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
     train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches, loss=loss)
     records: list[dict] = []
     segments: list[dict] = []
+    decided = False  # bisect: c_loss found (a run's L_t/L_0 rose), so later runs need L_t only at their last step
     for first in range(0, len(config.c_values), size):
         chunk = list(config.c_values[first : first + size])
-        new, segment = train(chunk, measure=config.search == "scan")
+        if config.search == "scan":
+            new, segment = train(chunk)
+        else:
+            new, segment = train(chunk, measure=False, track_loss="final" if decided else "until_rise")
+            decided = decided or any(loss_rose([r for r in new if r["c"] == c]) for c in chunk)
         stop = min((r["c"] for r in new if r["diverged"]), default=None)
         records += [r for r in new if stop is None or r["c"] <= stop]
         segments += [r for r in segment if stop is None or r["c"] <= stop]

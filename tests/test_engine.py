@@ -227,9 +227,18 @@ def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
     for seed in config.seeds:
         scan = run_unit(config.updated(search="scan"), seed, data, "cpu").runs.assign(seed=seed)
         bisect = run_unit(config, seed, data, "cpu").runs.assign(seed=seed)
-        pd.testing.assert_series_equal(scan.loss, bisect.loss, check_exact=True)  # the same training, loss only
+        # the same training: equal minibatch losses everywhere, equal L_t wherever the bisect search computed it
+        pd.testing.assert_series_equal(scan.batch_loss, bisect.batch_loss, check_exact=True)
+        computed = bisect.loss.notna()
+        pd.testing.assert_series_equal(scan.loss[computed], bisect.loss[computed], check_exact=True)
         k_scan, k_bisect = critical_constants(scan).iloc[0], critical_constants(bisect).iloc[0]
         assert (k_scan.c_loss, k_scan.c_sharp, k_scan.c_max) == (k_bisect.c_loss, k_bisect.c_sharp, k_bisect.c_max)
+        # L_t is skipped only where c_loss is decided: every run below c_loss has it at every step, the run at
+        # c_loss until it rose, every run at its last step (whether θ_T diverged); later runs skip the rest
+        assert bisect[bisect.c < k_scan.c_loss].loss.notna().all()
+        assert bisect[bisect.c == k_scan.c_loss].loss.notna().iloc[:2].all()
+        assert bisect.groupby("c").tail(1).loss.notna().all()
+        assert k_scan.c_loss_filled or not computed[bisect.c > k_scan.c_loss].all()
         measured = bisect[bisect.step >= 1].groupby("c").sharpness.apply(lambda s: s.notna().any())
         assert 0 < measured.sum() < len(measured), "the bracket measures some runs, not all"
         assert bisect[bisect.step >= 1].products.sum() < scan[scan.step >= 1].products.sum()
