@@ -97,18 +97,28 @@ class Processes:
             return collect(pending, as_completed(pending), self.progress)
 
 
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+"""Dask configuration for torch workers: glibc's default memory trimming (see :func:`local_cluster`)."""
+
+
 @contextlib.contextmanager
 def local_cluster(n_workers: int, **kwargs):
     """A Dask ``LocalCluster`` of ``n_workers`` single-threaded processes.
 
-    Dask sets variables such as ``OMP_NUM_THREADS=1`` in the *calling* process's environment when it starts its
-    workers; they are restored on exit, so that later work here (or kernels started from here) keeps its threads.
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive mmap
+    threshold: every tensor over 128 KiB is then mapped and unmapped afresh, and a sweep runs about 2× slower
+    (``benchmarks/cluster.py``); the workers here start without it (:data:`WORKER_ENVIRON`; set it for a cluster you
+    start yourself). Dask also sets variables such as ``OMP_NUM_THREADS=1`` in the *calling* process's environment
+    when it starts its workers; they are restored on exit, so that later work here (or kernels started from here)
+    keeps its threads.
     """
+    import dask
     from dask.distributed import LocalCluster
 
     saved = dict(os.environ)
     try:
-        with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None, **kwargs) as cluster:
+        with dask.config.set(WORKER_ENVIRON), LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                                           dashboard_address=None, **kwargs) as cluster:
             yield cluster
     finally:
         os.environ.clear()

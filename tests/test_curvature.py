@@ -11,6 +11,8 @@ from helpers.build import ModelSpec, build_model
 from helpers.curvature import (
     HessianOperator,
     exact_hessian,
+    finite_difference,
+    forward_over_reverse,
     frobenius_norm_sq,
     hutchinson_trace,
     lanczos,
@@ -142,3 +144,26 @@ def test_stacked_models_give_the_per_model_results():
         assert torch.allclose(stacked.gradient[m], single.gradient[0], atol=1e-7)
         reference = lanczos(single, tol=1e-6).eigenvalue.item()
         assert top.eigenvalue[m].item() == pytest.approx(reference, rel=1e-4)
+
+
+def _tiny_cnn(dtype=torch.float32):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(12, 1, 8, 8, generator=gen).to(dtype)
+    y = torch.nn.functional.one_hot(torch.randint(0, 10, (12,), generator=gen), 10).to(dtype)
+    model = build_model(ModelSpec("myrtle", 5, 2), (1, 8, 8), seed=3, device="cpu").to(dtype)
+    return model_loss(model, mse, x, y)
+
+
+def test_every_product_for_convolutions_equals_the_exact_hessian_of_a_tiny_cnn():
+    # Myrtle-5 (width 2, 8×8 images): the engine's retained double backward, forward-over-reverse and float64
+    # finite differences of gradients, each against the dense Hessian
+    params, fn = _tiny_cnn()
+    H = exact_hessian(fn, params)
+    assert H.shape[0] > 100 and torch.linalg.eigvalsh(H.double())[-1] > 0
+    v = torch.randn(H.shape[0], generator=torch.Generator().manual_seed(0))
+    reference = H @ v
+    tol = dict(atol=1e-5 * float(reference.abs().max()), rtol=1e-4)
+    assert torch.allclose(HessianOperator(fn, params)(v[None])[0], reference, **tol)
+    assert torch.allclose(forward_over_reverse(fn, params)(v), reference, **tol)
+    params64, fn64 = _tiny_cnn(torch.float64)
+    assert torch.allclose(finite_difference(fn64, params64)(v.double()).float(), reference, **tol)
