@@ -43,7 +43,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], savgol_window=7, savgol_order=3,
         ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="serial", check_claims=True),
     "06_output_scale": dict(
-        **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=4, widths=[32, 64, 128], epsilon=0.05,
+        **_FCN_DATA, steps=10, seeds=[0, 1, 2], c_x_max=7.0, c_x_step=0.25, c_x_fine_max=2.0, c_x_fine_step=0.1,
+        depth=4, widths=[32, 64, 128], epsilon=0.05,
         trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],
         width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="serial",
         check_claims=True),

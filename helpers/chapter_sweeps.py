@@ -12,7 +12,7 @@ import numpy as np
 
 from helpers.build import ModelSpec
 from helpers.chapter_params import ChapterParameters
-from helpers.config import SweepConfig, c_grid
+from helpers.config import SweepConfig, c_grid, refined_grid
 from helpers.outputs import ZERO_OUTPUTS
 from helpers.saturation import saturation_step, saturation_window
 
@@ -89,12 +89,14 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
 
 
 def output_scale_sweeps(p: ChapterParameters) -> Sweeps:
-    """``06_output_scale``: vanilla, centered and zero-last-layer networks at ``widths`` (the zero-output ones with
-    the sharpness threshold 1 + ε); fixed output scales α and width-scaled outputs f/w^s at ``scale_widths``. Groups
+    """``06_output_scale``: vanilla, centered and zero-last-layer networks at ``widths`` on the grid c = 2^x in steps
+    of ``c_x_fine_step`` up to ``c_x_fine_max`` and of ``c_x_step`` above (the zero-output ones with the sharpness
+    threshold 1 + ε); fixed output scales α and width-scaled outputs f/w^s at ``scale_widths``. Groups
     are named by the output variant; beside each, ``first step <variant>`` (one step at the smallest c, its
     sharpness measured) and, for the first three, ``trajectories <variant>`` (``trajectory_c`` at
     ``trajectory_width``, the sharpness in every run)."""
-    base = fcn_base(p, p.depth, p.widths[0], p.seeds, **early_grid(p))
+    grid = refined_grid(p.c_x_max, p.c_x_step, p.c_x_fine_max, p.c_x_fine_step)
+    base = fcn_base(p, p.depth, p.widths[0], p.seeds, steps=p.steps, c_values=grid)
     out = {name: [base.updated(output=name, width=w, rise_epsilon=p.epsilon if name in ZERO_OUTPUTS else 0.0)
                   for w in p.widths] for name in ("standard", *ZERO_OUTPUTS)}
     for name in ("standard", *ZERO_OUTPUTS):

@@ -8,7 +8,7 @@ import torch
 
 from helpers import backends as backends_module
 from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig, c_grid
+from helpers.config import SweepConfig, c_grid, refined_grid
 from helpers.curvature import exact_hessian, model_loss
 from helpers.engine import _diverged, batch_order, load_sweep_data, run_unit
 from helpers.losses import mse
@@ -158,6 +158,16 @@ def test_c_grid_is_powers_of_two():
     assert len(c_grid()) == 61 and c_grid()[-1] == 64.0
     with pytest.raises(ValueError):
         c_grid(x_step=0)
+
+
+def test_refined_grid_is_fine_up_to_its_edge_and_coarse_above():
+    import numpy as np
+
+    grid = refined_grid(x_max=3.0, x_step=0.5, fine_x_max=1.0, fine_step=0.25)
+    x = np.log2(grid)
+    assert np.allclose(x, [0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0], atol=1e-6)
+    assert refined_grid(2.0, 0.1, 2.0, 0.1) == c_grid(2.0, 0.1)
+    assert refined_grid(2.0, 0.5, 0.0, 1.0) == c_grid(2.0, 0.5)
 
 
 def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
