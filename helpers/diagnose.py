@@ -51,7 +51,8 @@ def early_phase(c: float, c_loss: float, c_sharp: float, c_max: float) -> str:
 class Diagnosis:
     """The early-training phases of one model: per initialization (``per_seed``, one row per seed with
     ``sharpness0``, ``c_loss``, ``c_sharp``, ``c_max`` and whether c_loss/c_sharp were filled with c_max), the grid
-    ``c_values`` and every run (``runs``: one row per c and step)."""
+    ``c_values`` and every run (``runs``: one row per c and step, as the bracketing search left it: L_t where c_loss
+    needed it and at each run's last step, λ^H_t in the runs the bracket measured, NaN elsewhere)."""
 
     per_seed: pd.DataFrame
     c_values: tuple[float, ...]
