@@ -186,14 +186,19 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     return records, segment
 
 
+def _rose(records: list[dict], name: str, epsilon: float = 0.0) -> bool:
+    """Whether a run's ``name``_t/``name``_0 (1 ≤ t ≤ T, before any divergence) rose, by the two-decimal rule."""
+    return rises([r[name] / r[f"{name}0"] for r in records if r["step"] >= 1 and not r["diverged"]], epsilon)
+
+
 def sharpness_rose(records: list[dict], epsilon: float) -> bool:
-    """Whether a run's λ^H_t/λ^H_0 (1 ≤ t ≤ T, before any divergence) rose, by the two-decimal rule."""
-    return rises([r["sharpness"] / r["sharpness0"] for r in records if r["step"] >= 1 and not r["diverged"]], epsilon)
+    """Whether a run's λ^H_t/λ^H_0 rose (1 + ``epsilon``); see :func:`_rose`."""
+    return _rose(records, "sharpness", epsilon)
 
 
 def loss_rose(records: list[dict]) -> bool:
-    """Whether a run's L_t/L_0 (1 ≤ t ≤ T, before any divergence) rose, by the two-decimal rule."""
-    return rises([r["loss"] / r["loss0"] for r in records if r["step"] >= 1 and not r["diverged"]])
+    """Whether a run's L_t/L_0 rose; see :func:`_rose`."""
+    return _rose(records, "loss")
 
 
 def with_sharpness(loss_only: list[dict], measured: list[dict]) -> list[dict]:
