@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import struct
 import tarfile
@@ -75,6 +76,24 @@ def preset_data_root(tmp_path_factory) -> Path:
                                             size=4000)
     (root / "text" / "fortunes").write_text("\n%\n".join(" ".join(words[i : i + 12]) for i in range(0, 4000, 12)))
     return root
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``) each worker process takes one core: it and the kernels it starts keep to one
+    thread, so that two workers on two cores do not fight over them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A chapter's cells run in order in one kernel: under ``--dist loadgroup`` they go to one worker together."""
+    for item in items:
+        if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(wrapper=True)
