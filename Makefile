@@ -9,7 +9,7 @@ book: setup
 	.venv/bin/python scripts/check_book.py _build/html
 
 test: setup
-	.venv/bin/python -m pytest --nbval-lax -n auto --dist loadgroup
+	.venv/bin/python -m pytest --nbval-lax -n auto --dist loadfile
 
 benchmark: setup
 	.venv/bin/python -m benchmarks.curvature

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import pickle
 import struct
 import tarfile
@@ -12,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.chapters import stray_outputs
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -76,32 +73,3 @@ def preset_data_root(tmp_path_factory) -> Path:
                                             size=4000)
     (root / "text" / "fortunes").write_text("\n%\n".join(" ".join(words[i : i + 12]) for i in range(0, 4000, 12)))
     return root
-
-
-def pytest_configure(config):
-    """Under pytest-xdist (``-n``) each worker process takes one core: it and the kernels it starts keep to one
-    thread, so that two workers on two cores do not fight over them."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ["OMP_NUM_THREADS"] = "1"
-        import torch
-
-        torch.set_num_threads(1)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """A chapter's cells run in order in one kernel: under ``--dist loadgroup`` they go to one worker together."""
-    for item in items:
-        if item.nodeid.endswith(".ipynb") or ".ipynb::" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    """Under nbval, a chapter cell also fails when its output holds a stray repr or a warning (it would show in the
-    book)."""
-    result = yield
-    stray = stray_outputs(getattr(item, "test_outputs", None) or [])
-    if stray:
-        raise AssertionError("output that must not reach the book:\n" + "\n".join(stray))
-    return result

@@ -88,7 +88,7 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert {(r["model"], r["seed"]) for r in values["diagnosis_table"]} == {("cnn", 0), ("transformer", 0)}
     if name == "03_phase_diagrams":
         rows = values["phase_table"]
-        assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16)}
+        assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16), (2, 48)}
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
         assert {r["width"] for r in values["phase_table_conv"]} == {4}
 

@@ -184,3 +184,20 @@ def test_every_bibliography_key_is_defined_once():
 
     keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.M)
     assert keys and len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+
+
+def test_a_stray_repr_in_a_notebook_cell_fails_under_nbval_unless_a_semicolon_hides_it(tmp_path):
+    """The root conftest.py applies to notebooks in book/ (nbval's items), not only to tests/."""
+    import nbformat
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "conftest.py").write_text((ROOT / "conftest.py").read_text())
+    cells = [nbformat.v4.new_code_cell("object()"), nbformat.v4.new_code_cell("object();"),
+             nbformat.v4.new_code_cell("print(1)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "book" / "x.ipynb")
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:xdist", "-p", "no:cacheprovider",
+                          "-rA", "book"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "FAILED book/x.ipynb::Cell 0" in run.stdout, run.stdout
+    assert "PASSED book/x.ipynb::Cell 1" in run.stdout and "PASSED book/x.ipynb::Cell 2" in run.stdout, run.stdout
+    assert "output that must not reach the book" in run.stdout
