@@ -41,7 +41,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         check_claims=True),
     "05_intermediate_saturation": dict(
         **_FCN_DATA, seeds=[0, 1], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
-        c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], savgol_window=7, savgol_order=3,
+        c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], wide_depth=2, wide_width=2048, wide_seeds=[0],
+        savgol_window=7, savgol_order=3,
         ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="serial", check_claims=True),
     "06_output_scale": dict(
         **_FCN_DATA, steps=10, seeds=[0, 1, 2], c_x_max=7.0, c_x_step=0.25, c_x_fine_max=2.0, c_x_fine_step=0.1,

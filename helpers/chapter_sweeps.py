@@ -72,7 +72,9 @@ def saturation_c_values(p: ChapterParameters) -> list[float]:
 def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     """``05_intermediate_saturation``: long runs at a few c (sharpness at log-spaced steps), and for χ(c) one run
     per (depth, width, c) trained to the end of its window τ, …, τ + n − 1 with the sharpness measured at step 0
-    and in the window (the minibatch loss, which locates the end of the transient, comes with every step)."""
+    and in the window (the minibatch loss, which locates the end of the transient, comes with every step); the
+    networks are a width arm at ``depth``, a depth arm at the widest width, and one wide, shallow network
+    (``wide_depth``, ``wide_width``, over ``wide_seeds``) unless the arms hold it already."""
     base = fcn_base(p, p.depth, max(p.widths), p.seeds, search="scan")
     trajectories = []
     for c in p.trajectory_c:
@@ -81,11 +83,14 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
         trajectories.append(base.updated(seeds=[p.seeds[0]], c_values=[c], steps=last, measure_at=measure,
                                          loss_every_step=False))
     combos = sorted({(p.depth, w) for w in p.widths} | {(d, max(p.widths)) for d in p.depths})
+    networks = [(d, w, p.seeds) for d, w in combos]
+    if (p.wide_depth, p.wide_width) not in combos:
+        networks.append((p.wide_depth, p.wide_width, p.wide_seeds))
     chi = []
-    for depth, width in combos:
+    for depth, width, seeds in networks:
         for c in saturation_c_values(p):
             window = saturation_window(c, p.K, p.window_steps)
-            chi.append(base.updated(depth=depth, width=width, c_values=[c], steps=window[-1],
+            chi.append(base.updated(depth=depth, width=width, seeds=seeds, c_values=[c], steps=window[-1],
                                     measure_at=(0, *window), loss_every_step=False))
     return {"trajectories": trajectories, "chi": chi}
 

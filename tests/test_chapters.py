@@ -77,8 +77,8 @@ def check_smoke_values(name: str, values: dict) -> None:
         rows = values["connectivity_table"]
         assert {r["width"] for r in rows} == {16, 32} and all("c_barrier" in r for r in rows)
     if name == "05_intermediate_saturation":
-        assert [(r["width"], r["depth"]) for r in values["saturation_table"]] == [(16, 2)]
-        assert set(values["chi_curves"]) == {16} and all(len(p) == 2 for p in values["chi_curves"][16])
+        assert [(r["width"], r["depth"]) for r in values["saturation_table"]] == [(16, 2), (24, 2)]
+        assert set(values["chi_curves"]) == {16, 24} and all(len(p) == 2 for p in values["chi_curves"][16])
     if name == "07_choosing_a_learning_rate":
         rows = values["lr_study_table"]
         assert {r["method"] for r in rows} == {"diagnose", "range-test", "grid"}
