@@ -82,16 +82,27 @@ def stacked_loss(models: Sequence[nn.Module], loss: Loss, x: torch.Tensor, y: to
 
 
 class HessianOperator:
-    """v ↦ H v at fixed θ, reusing one retained double-backward graph for every product: H v = ∂(∇L·v)/∂θ."""
+    """v ↦ H v at fixed θ, reusing retained double-backward graphs for every product: H v = ∂(∇L·v)/∂θ.
 
-    def __init__(self, loss_fn: LossFunction, params: Sequence[torch.Tensor], stacked: bool = False) -> None:
+    ``loss_fn`` is θ ↦ L, or a list of functions whose sum is L (e.g. one per slice of the examples, see
+    :mod:`helpers.slicing`): each keeps its own graph and H v is the sum of their products.
+    """
+
+    def __init__(self, loss_fn: LossFunction | Sequence[LossFunction], params: Sequence[torch.Tensor],
+                 stacked: bool = False) -> None:
         self.params = [p.detach().requires_grad_(True) for p in params]
         self.stacked = stacked
         self.batch = self.params[0].shape[0] if stacked else 1
         self.dim = sum(p.numel() for p in self.params) // self.batch
-        loss = loss_fn(self.params)
-        self.loss = loss.detach()
-        self.grads = torch.autograd.grad(loss, self.params, create_graph=True)
+        pieces = list(loss_fn) if isinstance(loss_fn, Sequence) else [loss_fn]
+        if not pieces:
+            raise ValueError("no loss function given")
+        losses, self.graphs = [], []
+        for piece in pieces:
+            loss = piece(self.params)
+            losses.append(loss.detach())
+            self.graphs.append(torch.autograd.grad(loss, self.params, create_graph=True))
+        self.loss = losses[0] if len(losses) == 1 else torch.stack(losses).sum(dim=0)
         self.n_products = 0
 
     @property
@@ -101,12 +112,15 @@ class HessianOperator:
     @property
     def gradient(self) -> torch.Tensor:
         """∇L at θ as a [M, P] matrix."""
-        return flatten([g.detach() for g in self.grads], self.batch)
+        return sum(flatten([g.detach() for g in grads], self.batch) for grads in self.graphs)
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         """Return H v for v of shape [M, P]."""
         pieces = unflatten(v, self.params)
-        hv = torch.autograd.grad(self.grads, self.params, grad_outputs=pieces, retain_graph=True)
+        hv = None
+        for grads in self.graphs:
+            part = torch.autograd.grad(grads, self.params, grad_outputs=pieces, retain_graph=True)
+            hv = list(part) if hv is None else [s + t for s, t in zip(hv, part)]
         self.n_products += 1
         return flatten(hv, self.batch)
 

@@ -30,11 +30,12 @@ import torch
 from helpers import __version__
 from helpers.build import build_model
 from helpers.config import SweepConfig
-from helpers.curvature import Eigen, HessianOperator, lanczos, per_model_loss, power_iteration, stack_models
+from helpers.curvature import Eigen, HessianOperator, lanczos, power_iteration, stack_models
 from helpers.data import Data, data_root, load_dataset
 from helpers.device import generator, resolve_device
 from helpers.losses import Loss, get_loss
 from helpers.phases import rises
+from helpers.slicing import loss_pieces, losses_and_gradient, slice_size, sliced_losses
 
 GPU_STACK = 16
 
@@ -81,12 +82,13 @@ class Unit:
 
 
 def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[torch.Tensor], data: Data,
-                points: int) -> tuple[list[float], torch.Tensor]:
-    """L_int(τ) = L((1 − τ)θ₀ + τθ_T) on the measurement set for τ on a uniform grid: τs and losses [M, points]."""
+                points: int, size: int | None = None) -> tuple[list[float], torch.Tensor]:
+    """L_int(τ) = L((1 − τ)θ₀ + τθ_T) on the measurement set for τ on a uniform grid: τs and losses [M, points]
+    (computed ``size`` examples at a time)."""
     taus = torch.linspace(0.0, 1.0, points).tolist()
     with torch.no_grad():
-        values = [per_model_loss(loss, forward([(1 - t) * p0 + t * p for p0, p in zip(params0, params)], data.x),
-                                 data.y) for t in taus]
+        values = [sliced_losses(loss, forward, [(1 - t) * p0 + t * p for p0, p in zip(params0, params)], data.x,
+                                data.y, size) for t in taus]
     return taus, torch.stack(values, dim=1)
 
 
@@ -115,16 +117,14 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     sharpness0 = float(start.eigenvalue[0])
     lr = torch.tensor(c_values, device=params0[0].device) / sharpness0
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
-
-    def sharp_loss(theta):
-        return per_model_loss(loss, forward(theta, xs), ys).sum()
+    size = slice_size(model, data.x[:1], m)
+    sharp_loss = loss_pieces(loss, forward, xs, ys, size)
 
     measured = set(range(config.steps + 1)) if config.measure_at is None else set(config.measure_at)
     if not measure:
         measured = set()
     params = [p.clone() for p in params0]
-    with torch.no_grad():
-        loss0 = float(per_model_loss(loss, forward(params, data.x), data.y)[0])
+    loss0 = float(sliced_losses(loss, forward, params, data.x, data.y, size)[0])
     records = [dict(c=c, step=0, loss=loss0, batch_loss=math.nan, sharpness=sharpness0, diverged=False,
                     products=start.n_products, converged=bool(start.converged[0])) for c in c_values]
     alive = torch.ones(m, dtype=torch.bool, device=lr.device)
@@ -142,15 +142,12 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
-        theta = [p.detach().requires_grad_(True) for p in params]
-        batch_losses = per_model_loss(loss, forward(theta, data.x[index]), data.y[index])
-        grads = torch.autograd.grad(batch_losses.sum(), theta)
-        batch_losses = batch_losses.detach()
+        batch_losses, grads = losses_and_gradient(loss, forward, params, data.x[index], data.y[index], size)
         dead = _diverged(batch_losses, config.diverge_loss)
         with torch.no_grad():
             params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads)]
             if loss_wanted(step):
-                losses = per_model_loss(loss, forward(params, data.x), data.y)
+                losses = sliced_losses(loss, forward, params, data.x, data.y, size)
                 dead = dead | _diverged(losses, config.diverge_loss)
             else:
                 losses = torch.full_like(batch_losses, math.nan)
@@ -180,7 +177,7 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         r.update(seed=seed, lr=r["c"] / sharpness0, sharpness0=sharpness0, loss0=loss0)
     segment = []
     if interpolation and config.interpolation_points and bool(alive.any()):
-        taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points)
+        taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points, size)
         segment = [dict(seed=seed, c=c_values[i], tau=tau, loss=float(values[i, j]))
                    for i in range(m) if alive[i] for j, tau in enumerate(taus)]
     return records, segment
@@ -261,7 +258,7 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
     loss = loss or get_loss(config.loss)
     params, forward = stack_models([model])
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
-    op = HessianOperator(lambda theta: per_model_loss(loss, forward(theta, xs), ys).sum(), params, stacked=True)
+    op = HessianOperator(loss_pieces(loss, forward, xs, ys, slice_size(model, xs[:1])), params, stacked=True)
     start = measure_sharpness(op, config, None, seed)
     if not float(start.eigenvalue[0]) > 0:
         raise ValueError(f"the sharpness at initialization is {float(start.eigenvalue[0]):.3g} ≤ 0 (seed {seed}); "

@@ -175,3 +175,14 @@ def test_resnet_follows_the_studys_code_by_default_with_he_as_an_option():
         assert w_he.var().item() == pytest.approx(2 / fan_in, rel=0.15)
     with pytest.raises(ValueError, match="inits"):
         ModelSpec("fcn", 2, 8, init="he")
+
+
+def test_a_convolution_on_the_cpu_computes_the_plain_convolution():
+    # the channels-last layout is a layout only: the same values as F.conv2d on contiguous tensors
+    model = build_model(ModelSpec("myrtle", 5, 6), (1, 12, 12), seed=0, device="cpu")
+    x = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    conv = model.convs[1]
+    h = torch.randn(3, 6, 12, 12, generator=torch.Generator().manual_seed(2))
+    reference = torch.nn.functional.conv2d(h, conv.weight.detach().contiguous(), padding=1)
+    assert torch.allclose(conv(h), reference, atol=1e-5)
+    assert model(x).shape == (3, 10)
