@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.signal import savgol_filter
 
 
 def grid_spacing(c: np.ndarray) -> tuple[str, float]:
@@ -29,6 +28,8 @@ def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: i
     if len(c) < window:
         raise ValueError(f"need a uniform grid of c with at least window={window} points, got {len(c)}")
     _, delta = grid_spacing(c)
+    from scipy.signal import savgol_filter  # here, not at the top: importing scipy.signal takes ~1.5 s
+
     return tuple(savgol_filter(chi, window, order, deriv=k, delta=delta) for k in range(3))
 
 
