@@ -55,20 +55,23 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 class Conv(nn.Module):
     """Same-padded k×k convolution without bias, He initialization W ~ N(0, σ²/(k²·C_in)).
 
-    On a CPU it computes in the channels-last layout (oneDNN's fast path: 1.3–2× for the narrow CNNs of the
-    chapters, ``benchmarks/slicing.py``); the values are the same up to float32 rounding.
+    ``channels_last=True`` computes in the channels-last layout on a CPU (oneDNN's fast path: 1.3–2× for the narrow
+    Myrtle CNNs of the chapters, ``benchmarks/slicing.py``; the same values up to float32 rounding). The Myrtle
+    CNN's 3×3 stride-1 convolutions use it; the ResNet's do not: with one thread, torch 2.14's channels-last
+    backward of a 1×1 stride-2 convolution corrupts memory.
     """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, gen: torch.Generator, stride: int = 1,
-                 sigma2: float = 2.0) -> None:
+                 sigma2: float = 2.0, channels_last: bool = False) -> None:
         super().__init__()
         self.weight = _normal((c_out, c_in, kernel, kernel), math.sqrt(sigma2 / (kernel * kernel * c_in)), gen)
         self.stride = stride
         self.padding = kernel // 2
+        self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight
-        if x.device.type == "cpu":
+        if self.channels_last and x.device.type == "cpu":
             x, weight = _channels_last(x), _channels_last(weight)
         return F.conv2d(x, weight, stride=self.stride, padding=self.padding)
 
@@ -104,7 +107,8 @@ class MyrtleCNN(nn.Module):
             raise ValueError(f"Myrtle CNN depth must be one of {sorted(MYRTLE_POOLS)}, got {depth!r}")
         _check_positive(in_channels=in_channels, width=width, image_size=image_size, num_classes=num_classes)
         gen = torch.Generator().manual_seed(seed)
-        self.convs = nn.ModuleList(Conv(in_channels if i == 0 else width, width, 3, gen) for i in range(depth - 1))
+        self.convs = nn.ModuleList(Conv(in_channels if i == 0 else width, width, 3, gen, channels_last=True)
+                                   for i in range(depth - 1))
         self.pool_after = MYRTLE_POOLS[depth]
         size = image_size // 8
         self.final_pools = 0

@@ -182,7 +182,15 @@ def test_a_convolution_on_the_cpu_computes_the_plain_convolution():
     model = build_model(ModelSpec("myrtle", 5, 6), (1, 12, 12), seed=0, device="cpu")
     x = torch.randn(3, 1, 12, 12, generator=torch.Generator().manual_seed(1))
     conv = model.convs[1]
-    h = torch.randn(3, 6, 12, 12, generator=torch.Generator().manual_seed(2))
-    reference = torch.nn.functional.conv2d(h, conv.weight.detach().contiguous(), padding=1)
-    assert torch.allclose(conv(h), reference, atol=1e-5)
+    assert conv.channels_last
+    h = torch.randn(3, 6, 12, 12, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    weight = conv.weight.detach().clone().requires_grad_(True)
+    reference = torch.nn.functional.conv2d(h, weight, padding=1)
+    out = conv(h)
+    assert torch.allclose(out, reference, atol=1e-5)
+    probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
+    grads = torch.autograd.grad((out * probe).sum(), [h, conv.weight])
+    reference_grads = torch.autograd.grad((reference * probe).sum(), [h, weight])
+    for g, r in zip(grads, reference_grads):
+        assert torch.allclose(g, r, atol=1e-4, rtol=1e-5)
     assert model(x).shape == (3, 10)
