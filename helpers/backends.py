@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from helpers.config import SweepConfig
-from helpers.engine import compute_unit, load_sweep_data
+from helpers.engine import compute_unit
 from helpers.store import ResultsStore, config_key
 
 UnitKey = tuple[SweepConfig, int]
@@ -78,8 +78,7 @@ class Serial:
 
     def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
         for config, seed in tqdm(units, desc="units", disable=not self.progress, leave=False):
-            data = load_sweep_data(config, self.device)
-            store.save(config, seed, compute_unit(config, seed, data, self.device))
+            store.save(config, seed, compute_unit(config, seed, device=self.device))
         return []
 
 

@@ -238,31 +238,58 @@ def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int
     return [r for r in records if r["c"] not in measured] + [r for rows in measured.values() for r in rows]
 
 
-def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None) -> Unit:
-    """One initialization of the config's model: see :func:`run_model`."""
+def start_key(config: SweepConfig, seed: int, device: torch.device) -> tuple:
+    """What λ^H_0 of a unit depends on: the network and its seed, the data, the loss and the estimator (not the
+    grid of c, T or the search: sweeps that differ only in those share θ₀ and its λ^H_0)."""
+    return (config.model, config.dataset, str(data_root()), config.n_train, config.n_sharpness, config.data_seed,
+            config.loss, config.sharpness, config.lanczos_tol, seed, str(device))
+
+
+STARTS: dict[tuple, Eigen] = {}  # λ^H_0 of the last few units computed on the sweep data (see compute_unit)
+STARTS_KEPT = 4
+
+
+def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None,
+             starts: dict[tuple, Eigen] | None = None) -> Unit:
+    """One initialization of the config's model: see :func:`run_model`. ``starts`` (keyed by :func:`start_key`)
+    holds λ^H_0 already measured at this θ₀ on this data, and receives the one measured here."""
     target = resolve_device(device)
     data = data.to(target)
     model = build_model(config.model, tuple(data.x.shape[1:]), seed=seed, device=target,
                         reference_x=data.x[: config.n_sharpness])
-    return run_model(config, model, data, seed, target)
+    if starts is None:
+        return run_model(config, model, data, seed, target)
+    key = start_key(config, seed, target)
+    if key not in starts:
+        starts[key] = initial_sharpness(config, model, data, seed)
+        while len(starts) > STARTS_KEPT:
+            starts.pop(next(iter(starts)))
+    return run_model(config, model, data, seed, target, start=starts[key])
+
+
+def initial_sharpness(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int,
+                      loss: Loss | None = None) -> Eigen:
+    """λ^H_0 of ``model`` on the config's sharpness subset of ``data`` (an error unless it is positive)."""
+    params, forward = stack_models([model])
+    xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
+    pieces = loss_pieces(loss or get_loss(config.loss), forward, xs, ys, slice_size(model, xs[:1]))
+    start = measure_sharpness(HessianOperator(pieces, params, stacked=True), config, None, seed)
+    if not float(start.eigenvalue[0]) > 0:
+        raise ValueError(f"the sharpness at initialization is {float(start.eigenvalue[0]):.3g} ≤ 0 (seed {seed}); "
+                         "η = c/λ^H_0 is undefined")
+    return start
 
 
 def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int,
               device: str | torch.device | None = None, loss: Loss | None = None,
-              batches: list[torch.Tensor] | None = None) -> Unit:
-    """One initialization θ₀ (``model``'s parameters): measure λ^H_0, scan the c grid upward until the first
-    divergent run, and (``bisect``) bracket c_sharp among the runs below it. ``loss`` replaces the config's named
-    loss; ``batches`` (one index tensor per step) replaces the seeded SGD order."""
+              batches: list[torch.Tensor] | None = None, start: Eigen | None = None) -> Unit:
+    """One initialization θ₀ (``model``'s parameters): measure λ^H_0 (unless ``start`` gives it), scan the c grid
+    upward until the first divergent run, and (``bisect``) bracket c_sharp among the runs below it. ``loss``
+    replaces the config's named loss; ``batches`` (one index tensor per step) replaces the seeded SGD order."""
     target = resolve_device(device)
     data = data.to(target)
     loss = loss or get_loss(config.loss)
-    params, forward = stack_models([model])
-    xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
-    op = HessianOperator(loss_pieces(loss, forward, xs, ys, slice_size(model, xs[:1])), params, stacked=True)
-    start = measure_sharpness(op, config, None, seed)
-    if not float(start.eigenvalue[0]) > 0:
-        raise ValueError(f"the sharpness at initialization is {float(start.eigenvalue[0]):.3g} ≤ 0 (seed {seed}); "
-                         "η = c/λ^H_0 is undefined")
+    start = start or initial_sharpness(config, model, data, seed, loss)
     if batches is None:
         batches = batch_order(len(data), config.batch_size, config.steps, seed)
     batches = [b.to(target) for b in batches]
@@ -294,9 +321,16 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
 
 def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
                  device: str | torch.device | None = None) -> Unit:
-    """One unit's tables, the runs marked with the device and package version that produced them."""
+    """One unit's tables, the runs marked with the device and package version that produced them.
+
+    Without ``data`` (the sweep's own subset is loaded), λ^H_0 is taken from :data:`STARTS` when a unit with the
+    same :func:`start_key` was computed just before (e.g. the one-c sweeps of χ(c), which share θ₀): the same
+    numbers, measured once."""
     target = resolve_device(device)
-    unit = run_unit(config, seed, data if data is not None else load_sweep_data(config, target), target)
+    if data is None:
+        unit = run_unit(config, seed, load_sweep_data(config, target), target, starts=STARTS)
+    else:
+        unit = run_unit(config, seed, data, target)
     return Unit(unit.runs.assign(device=target.type, version=__version__), unit.interpolation)
 
 

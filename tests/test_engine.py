@@ -272,3 +272,28 @@ def test_loss_only_runs_record_no_sharpness_and_searches_are_stored_apart(tiny_c
 def test_bad_search_settings_are_clear_errors(change, match):
     with pytest.raises(ValueError, match=match):
         SweepConfig.from_dict({"c_values": [1.0, 2.0], **change})
+
+
+def test_units_that_share_theta0_measure_its_sharpness_once(tiny_config, monkeypatch):
+    # the one-c sweeps of χ(c) share θ₀: its λ^H_0 is measured by the first and reused, with the same numbers
+    from helpers import engine
+
+    cold = []
+    measure = engine.measure_sharpness
+    monkeypatch.setattr(engine, "measure_sharpness",
+                        lambda op, config, v0, seed: cold.append(v0 is None) or measure(op, config, v0, seed))
+    monkeypatch.setattr(engine, "STARTS", {})
+    first = tiny_config.updated(c_values=[1.0])
+    other_c = tiny_config.updated(c_values=[2.0], steps=2, search="scan")
+    engine.compute_unit(first, 0)
+    assert sum(cold) == 1
+    reused = engine.compute_unit(other_c, 0).runs
+    assert sum(cold) == 1
+    engine.compute_unit(other_c, 1)  # another initialization: measured
+    assert sum(cold) == 2
+    engine.STARTS.clear()
+    fresh = engine.compute_unit(other_c, 0).runs
+    assert sum(cold) == 3
+    pd.testing.assert_frame_equal(reused, fresh, check_exact=True)
+    engine.compute_unit(other_c.updated(n_sharpness=8), 0)  # another sharpness subset: measured
+    assert sum(cold) == 4
