@@ -97,8 +97,8 @@ LOSS_TRACKING = ("all", "until_rise", "final", "none")
 
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
                 start: Eigen, batches: list[torch.Tensor], *, measure: bool = True, until_rise: bool = False,
-                interpolation: bool = True, loss: Loss | None = None,
-                track_loss: str = "all") -> tuple[list[dict], list[dict]]:
+                interpolation: bool = True, loss: Loss | None = None, track_loss: str = "all",
+                slices: int | None = None) -> tuple[list[dict], list[dict]]:
     """Train one stack of runs (at increasing c) from the same θ₀ at η_m = c_m/λ^H_0.
 
     ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` trains only until every run's
@@ -106,7 +106,8 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     on the measurement set: ``all`` where the config asks; ``until_rise`` while some run has no run at smaller or
     equal c whose L_t/L_0 has risen (c_loss undecided), and at the last step; ``final`` at the last step only;
     ``none`` never. Divergence is read from the minibatch loss at every step and from L_t where it is computed.
-    ``loss`` replaces the loss named by the config. Returns one record per run and step, and (if asked for) one per
+    ``loss`` replaces the loss named by the config; ``slices`` is how many examples a loss or gradient computes at a
+    time (:mod:`helpers.slicing`; None: all). Returns one record per run and step, and (if asked for) one per
     non-divergent run and interpolation point τ.
     """
     if track_loss not in LOSS_TRACKING:
@@ -117,14 +118,13 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     sharpness0 = float(start.eigenvalue[0])
     lr = torch.tensor(c_values, device=params0[0].device) / sharpness0
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
-    size = slice_size(model, data.x[:1], m)
-    sharp_loss = loss_pieces(loss, forward, xs, ys, size)
+    sharp_loss = loss_pieces(loss, forward, xs, ys, slices)
 
     measured = set(range(config.steps + 1)) if config.measure_at is None else set(config.measure_at)
     if not measure:
         measured = set()
     params = [p.clone() for p in params0]
-    loss0 = float(sliced_losses(loss, forward, params, data.x, data.y, size)[0])
+    loss0 = float(sliced_losses(loss, forward, params, data.x, data.y, slices)[0])
     records = [dict(c=c, step=0, loss=loss0, batch_loss=math.nan, sharpness=sharpness0, diverged=False,
                     products=start.n_products, converged=bool(start.converged[0])) for c in c_values]
     alive = torch.ones(m, dtype=torch.bool, device=lr.device)
@@ -142,12 +142,12 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
-        batch_losses, grads = losses_and_gradient(loss, forward, params, data.x[index], data.y[index], size)
+        batch_losses, grads = losses_and_gradient(loss, forward, params, data.x[index], data.y[index], slices)
         dead = _diverged(batch_losses, config.diverge_loss)
         with torch.no_grad():
             params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads)]
             if loss_wanted(step):
-                losses = sliced_losses(loss, forward, params, data.x, data.y, size)
+                losses = sliced_losses(loss, forward, params, data.x, data.y, slices)
                 dead = dead | _diverged(losses, config.diverge_loss)
             else:
                 losses = torch.full_like(batch_losses, math.nan)
@@ -177,7 +177,7 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         r.update(seed=seed, lr=r["c"] / sharpness0, sharpness0=sharpness0, loss0=loss0)
     segment = []
     if interpolation and config.interpolation_points and bool(alive.any()):
-        taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points, size)
+        taus, values = interpolate(loss, forward, params0, params, data, config.interpolation_points, slices)
         segment = [dict(seed=seed, c=c_values[i], tau=tau, loss=float(values[i, j]))
                    for i in range(m) if alive[i] for j, tau in enumerate(taus)]
     return records, segment
@@ -294,7 +294,9 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
         batches = batch_order(len(data), config.batch_size, config.steps, seed)
     batches = [b.to(target) for b in batches]
     size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
-    train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches, loss=loss)
+    slices = slice_size(model, data.x[:1], size)  # one slicing for every run of the unit, however many train at once
+    train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches, loss=loss,
+                              slices=slices)
     records: list[dict] = []
     segments: list[dict] = []
     decided = False  # bisect: c_loss found (a run's L_t/L_0 rose), so later runs need L_t only at their last step

@@ -55,8 +55,8 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
 class Conv(nn.Module):
     """Same-padded k×k convolution without bias, He initialization W ~ N(0, σ²/(k²·C_in)).
 
-    ``channels_last=True`` computes in the channels-last layout on a CPU (oneDNN's fast path: 1.3–2× for the narrow
-    Myrtle CNNs of the chapters, ``benchmarks/slicing.py``; the same values up to float32 rounding). The Myrtle
+    ``channels_last=True`` computes in the channels-last layout on a CPU (oneDNN's fast path; ``benchmarks/slicing.py``
+    measures it together with slicing; the same values up to float32 rounding). The Myrtle
     CNN's 3×3 stride-1 convolutions use it; the ResNet's do not: with one thread, torch 2.14's channels-last
     backward of a 1×1 stride-2 convolution corrupts memory.
     """

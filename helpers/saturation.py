@@ -28,7 +28,7 @@ def savgol_derivatives(c: np.ndarray, chi: np.ndarray, window: int = 7, order: i
     if len(c) < window:
         raise ValueError(f"need a uniform grid of c with at least window={window} points, got {len(c)}")
     _, delta = grid_spacing(c)
-    from scipy.signal import savgol_filter  # here, not at the top: importing scipy.signal takes ~1.5 s
+    from scipy.signal import savgol_filter  # here, not at the top: importing scipy.signal takes ~1.7 s
 
     return tuple(savgol_filter(chi, window, order, deriv=k, delta=delta) for k in range(3))
 
