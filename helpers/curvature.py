@@ -156,15 +156,21 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
     or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step.
     """
     start = random_vectors(op, seed) if v0 is None else v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
-    q = start / start.norm(dim=1, keepdim=True)
-    basis, alphas, betas = [q], [], []
+    basis = torch.empty(op.batch, min(max_iter, 8), op.dim, device=op.device)  # grown by doubling, never re-stacked
+    basis[:, 0] = start / start.norm(dim=1, keepdim=True)
+    alphas, betas = [], []
     tiny = torch.finfo(torch.float32).tiny
     for k in range(max_iter):
+        q = basis[:, k]
         w = op(q)
-        alphas.append((w * q).sum(dim=1))
-        Q = torch.stack(basis, dim=1)
-        for _ in range(2):
-            w = w - torch.einsum("mkp,mk->mp", Q, torch.einsum("mkp,mp->mk", Q, w))
+        alpha = torch.linalg.vecdot(w, q)
+        alphas.append(alpha)
+        # the three-term recurrence, then one full reorthogonalization against the whole basis ("twice is enough")
+        w = w - alpha.unsqueeze(1) * q
+        if betas:
+            w = w - betas[-1].unsqueeze(1) * basis[:, k - 1]
+        Q = basis[:, : k + 1]
+        w = torch.baddbmm(w.unsqueeze(1), torch.bmm(Q, w.unsqueeze(2)).transpose(1, 2), Q, alpha=-1).squeeze(1)
         beta = w.norm(dim=1)
         T = torch.diag_embed(torch.stack(alphas, dim=1).double())
         if betas:
@@ -177,9 +183,10 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
         if bool(converged.all()) or k + 1 == max_iter:
             break
         betas.append(beta)
-        q = w / beta.clamp_min(tiny).unsqueeze(1)
-        basis.append(q)
-    vec = torch.einsum("mkp,mk->mp", Q, s.to(Q.dtype))
+        if k + 1 == basis.shape[1]:
+            basis = torch.cat([basis, torch.empty_like(basis)], dim=1)[:, : max_iter]
+        basis[:, k + 1] = w / beta.clamp_min(tiny).unsqueeze(1)
+    vec = torch.bmm(s.to(Q.dtype).unsqueeze(1), Q).squeeze(1)
     vec = vec / vec.norm(dim=1, keepdim=True)
     return Eigen(op.squeeze(top.float()), op.squeeze(vec), op.squeeze(residual.float()), op.squeeze(converged),
                  k + 1)

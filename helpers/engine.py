@@ -95,10 +95,29 @@ def interpolate(loss: Loss, forward, params0: list[torch.Tensor], params: list[t
 LOSS_TRACKING = ("all", "until_rise", "final", "none")
 
 
+@dataclass
+class Origin:
+    """What every run of a unit shares at θ₀: L_0 on the measurement set, and the first step's minibatch loss and
+    gradient (every run takes its first step from θ₀ on the same batch; only η differs)."""
+
+    loss0: float
+    batch_loss: torch.Tensor
+    gradient: list[torch.Tensor]
+
+
+def origin(model: torch.nn.Module, data: Data, batches: list[torch.Tensor], loss: Loss,
+           slices: int | None) -> Origin:
+    """The :class:`Origin` of ``model``'s θ₀ (computed once per unit, not once per run)."""
+    params, forward = stack_models([model])
+    loss0 = float(sliced_losses(loss, forward, params, data.x, data.y, slices)[0])
+    batch_loss, gradient = losses_and_gradient(loss, forward, params, data.x[batches[0]], data.y[batches[0]], slices)
+    return Origin(loss0, batch_loss, gradient)
+
+
 def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_values: list[float], seed: int,
                 start: Eigen, batches: list[torch.Tensor], *, measure: bool = True, until_rise: bool = False,
                 interpolation: bool = True, loss: Loss | None = None, track_loss: str = "all",
-                slices: int | None = None) -> tuple[list[dict], list[dict]]:
+                slices: int | None = None, at_origin: Origin | None = None) -> tuple[list[dict], list[dict]]:
     """Train one stack of runs (at increasing c) from the same θ₀ at η_m = c_m/λ^H_0.
 
     ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` trains only until every run's
@@ -107,7 +126,8 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     equal c whose L_t/L_0 has risen (c_loss undecided), and at the last step; ``final`` at the last step only;
     ``none`` never. Divergence is read from the minibatch loss at every step and from L_t where it is computed.
     ``loss`` replaces the loss named by the config; ``slices`` is how many examples a loss or gradient computes at a
-    time (:mod:`helpers.slicing`; None: all). Returns one record per run and step, and (if asked for) one per
+    time (:mod:`helpers.slicing`; None: all). ``at_origin`` gives L_0 and the first step's gradient (computed here
+    when None). Returns one record per run and step, and (if asked for) one per
     non-divergent run and interpolation point τ.
     """
     if track_loss not in LOSS_TRACKING:
@@ -124,7 +144,8 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     if not measure:
         measured = set()
     params = [p.clone() for p in params0]
-    loss0 = float(sliced_losses(loss, forward, params, data.x, data.y, slices)[0])
+    at_origin = at_origin or origin(model, data, batches, loss, slices)
+    loss0 = at_origin.loss0
     records = [dict(c=c, step=0, loss=loss0, batch_loss=math.nan, sharpness=sharpness0, diverged=False,
                     products=start.n_products, converged=bool(start.converged[0])) for c in c_values]
     alive = torch.ones(m, dtype=torch.bool, device=lr.device)
@@ -142,7 +163,11 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
-        batch_losses, grads = losses_and_gradient(loss, forward, params, data.x[index], data.y[index], slices)
+        if step == 1:  # from θ₀ on the first batch: the same for every run
+            batch_losses = at_origin.batch_loss.expand(m)
+            grads = [g.expand(m, *g.shape[1:]) for g in at_origin.gradient]
+        else:
+            batch_losses, grads = losses_and_gradient(loss, forward, params, data.x[index], data.y[index], slices)
         dead = _diverged(batch_losses, config.diverge_loss)
         with torch.no_grad():
             params = [p - lr.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads)]
@@ -296,7 +321,7 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
     size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
     slices = slice_size(model, data.x[:1], size)  # one slicing for every run of the unit, however many train at once
     train = functools.partial(train_chunk, config, model, data, seed=seed, start=start, batches=batches, loss=loss,
-                              slices=slices)
+                              slices=slices, at_origin=origin(model, data, batches, loss, slices))
     records: list[dict] = []
     segments: list[dict] = []
     decided = False  # bisect: c_loss found (a run's L_t/L_0 rose), so later runs need L_t only at their last step

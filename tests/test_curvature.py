@@ -75,6 +75,19 @@ def test_lanczos_is_right_where_power_iteration_is_wrong():
     assert power.n_products == 20
 
 
+def test_lanczos_keeps_its_basis_orthogonal_over_many_iterations():
+    # A clustered top (1.0, 0.99, 0.98, ...) converges slowly: the basis grows past its first allocation (8 vectors),
+    # and only a basis kept orthogonal finds the top eigenvalue without ghost copies of it.
+    spectrum = [1.0 - 0.01 * i for i in range(60)] + [0.05 * i for i in range(10)]
+    A, theta, fn = _indefinite_quadratic(spectrum)
+    reference = torch.linalg.eigvalsh(A.double())[-1].item()
+    result = lanczos(HessianOperator(fn, theta), tol=1e-6, max_iter=60, seed=3)
+    assert result.n_products > 16 and bool(result.converged)
+    assert result.eigenvalue.item() == pytest.approx(reference, rel=1e-5)
+    vec = result.eigenvector.double()
+    assert (A.double() @ vec - reference * vec).norm().item() < 1e-2
+
+
 def test_power_iteration_matches_the_top_eigenvalue_when_it_dominates():
     _, _, _, (params, fn) = _problem(0)
     reference = torch.linalg.eigvalsh(exact_hessian(fn, params).double())[-1].item()
