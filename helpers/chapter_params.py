@@ -31,7 +31,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "03_phase_diagrams": dict(
         arch="fcn", dataset="fashion-mnist", loss="mse", parameterization="sp", bias=False, batch_size=512, steps=10,
         n_train=2560, n_sharpness=512, sharpness="lanczos", seeds=[0, 1, 2, 3, 4], c_x_max=7.0, c_x_step=0.25, depth=4,
-        widths=[32, 64, 128, 256], width=128, depths=[2, 4, 8], shallow_depth=2, shallow_widths=[512, 2048],
+        widths=[32, 64, 128, 256, 512], width=128, depths=[2, 4, 8, 16], shallow_depth=2, shallow_widths=[512, 2048],
         conv_arch="myrtle", conv_depth=5, conv_widths=[], conv_dataset="fashion-mnist", conv_init="study",
         fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], backend="serial",
         check_claims=True),

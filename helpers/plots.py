@@ -50,7 +50,7 @@ def plot_phase_diagram(averages: pd.DataFrame, ax: Axes, x: str = "d_over_w", na
                   np.full_like(dense, top)]
         for phase, lower, upper in zip(PHASES, bounds[:-1], bounds[1:]):
             ax.fill_between(dense, lower, np.maximum(lower, upper), color=PHASE_COLOURS[phase], label=phase, lw=0)
-        ax.set_ylim(1.0, top)
+        ax.set_ylim(1.0, max(top, ax.get_ylim()[1]))  # axes that share y keep the largest of their ranges
     for name in names:
         colour, marker, label = CONSTANT_STYLE.get(name, ("tab:purple", "x", name))
         ax.fill_between(xs, data[f"{name}_low"], data[f"{name}_high"], color=colour, alpha=0.15, lw=0)
@@ -58,7 +58,8 @@ def plot_phase_diagram(averages: pd.DataFrame, ax: Axes, x: str = "d_over_w", na
         ax.plot(dense, fits[name](dense), color=colour, lw=1)
     ax.axhline(2.0, color="grey", ls=":", lw=0.8)
     ax.set(xlabel="$d/w$" if x == "d_over_w" else x, ylabel="$c$", yscale="log")
-    ax.set_yticks([1, 2, 4, 8, 16, 32], labels=["1", "2", "4", "8", "16", "32"])
+    ticks = [2**k for k in range(11) if 2**k <= max(32, ax.get_ylim()[1])]
+    ax.set_yticks(ticks, labels=[str(t) for t in ticks])
 
 
 def plot_ordering(constants: pd.DataFrame, ax: Axes) -> None:

@@ -132,3 +132,30 @@ def test_c_barrier_is_the_smallest_interior_barrier_below_c_max_else_filled():
     assert out.loc[1, "c_barrier"] == 2.0 and out.loc[1, "c_barrier_rounded"] == out.loc[1, "c_max"] == 2.0
     seed1_no_barrier = barrier_constants(critical_constants(table), curves, tolerance=0.01).set_index("seed")
     assert seed1_no_barrier.loc[1, "c_barrier_filled"] and seed1_no_barrier.loc[1, "c_barrier"] == 2.0
+
+
+def _averages(scale: float) -> pd.DataFrame:
+    xs = np.array([0.01, 0.05, 0.1])
+    values = {"c_loss": 2 + 10 * xs, "c_sharp": 3 + 10 * xs, "c_max": 8 + 10 * xs}
+    columns = {"d_over_w": xs}
+    for name, v in values.items():
+        columns.update({name: scale * v, f"{name}_low": scale * v * 0.9, f"{name}_high": scale * v * 1.1})
+    return pd.DataFrame(columns)
+
+
+def test_panels_that_share_their_c_axis_show_every_point():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plots import plot_phase_diagram
+
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    tall, short = _averages(8.0), _averages(1.0)
+    plot_phase_diagram(tall, axes[0])
+    plot_phase_diagram(short, axes[1])  # drawn last, it must not shrink the shared axis below the tall panel
+    top = axes[0].get_ylim()[1]
+    assert top >= tall.c_max_high.max() and top == axes[1].get_ylim()[1]
+    assert max(axes[0].get_yticks()) >= 64
+    plt.close(fig)
