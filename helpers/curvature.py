@@ -149,11 +149,14 @@ class Eigen:
 
 
 def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float = 1e-3, max_iter: int = 100,
-            seed: int = 0) -> Eigen:
+            seed: int = 0, settled: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Eigen:
     """Largest algebraic eigenvalue of H by Lanczos with full reorthogonalization.
 
     Stops when every model's Ritz residual β_k |s_k| ≤ tol · |θ| (so |θ − λ| ≤ tol · |θ| for some eigenvalue λ),
     or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step.
+    ``settled`` (top Ritz values [M] → bool [M]) marks the models whose question about λ is answered by a lower
+    bound (e.g. "λ exceeds a threshold"): the top Ritz value never exceeds λ and only grows with the iterations, so
+    such a model stops counting as unconverged at once (its value, a lower bound, is reported unconverged).
     """
     start = random_vectors(op, seed) if v0 is None else v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
     basis = torch.empty(op.batch, min(max_iter, 8), op.dim, device=op.device)  # grown by doubling, never re-stacked
@@ -180,7 +183,8 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
         top, s = theta[:, -1], S[:, :, -1]
         residual = beta.double() * s[:, -1].abs()
         converged = residual <= tol * top.abs()
-        if bool(converged.all()) or k + 1 == max_iter:
+        done = converged | settled(top) if settled is not None else converged
+        if bool(done.all()) or k + 1 == max_iter:
             break
         betas.append(beta)
         if k + 1 == basis.shape[1]:

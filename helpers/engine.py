@@ -12,10 +12,10 @@ Two searches (``SweepConfig.search``):
   full scan would (the training arithmetic is the same). L_t on the measurement set is computed only while c_loss
   is undecided: in the runs up to the first whose loss rises, that one until it rises; every later run measures it
   at its last step only (whether θ_T diverged), its divergence at earlier steps seen in the minibatch loss. Then
-  c_sharp is bracketed on the same grid below the first divergence: runs in the middle of the bracket are trained
-  again measuring λ^H_t (not L_t, known already), each until its ratio λ^H_t/λ^H_0 has risen, and the bracket
-  shrinks to the smallest rising c. It finds the full scan's c_sharp
-  whenever "the sharpness rises" is monotone in c along the runs the bracket visits.
+  c_sharp is bracketed on the same grid below the first divergence, starting at c_loss: runs inside the bracket are
+  trained again measuring λ^H_t (not L_t, known already), each until its ratio λ^H_t/λ^H_0 has risen, and the
+  bracket shrinks to the smallest rising c. It finds the full scan's c_sharp whenever "the sharpness rises" is
+  monotone in c along the runs the bracket visits.
 """
 
 from __future__ import annotations
@@ -62,11 +62,13 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> list[torch.Te
     return batches[:steps]
 
 
-def measure_sharpness(op: HessianOperator, config: SweepConfig, v0: torch.Tensor | None, seed: int) -> Eigen:
-    """λ^H by Lanczos (warm-started from ``v0``) or by the paper's 20-step power iteration."""
+def measure_sharpness(op: HessianOperator, config: SweepConfig, v0: torch.Tensor | None, seed: int,
+                      settled=None) -> Eigen:
+    """λ^H by Lanczos (warm-started from ``v0``; ``settled`` as in :func:`~helpers.curvature.lanczos`) or by the
+    paper's 20-step power iteration."""
     if config.sharpness == "power":
         return power_iteration(op, n_iter=20, seed=seed)
-    return lanczos(op, v0=v0, tol=config.lanczos_tol, seed=seed)
+    return lanczos(op, v0=v0, tol=config.lanczos_tol, seed=seed, settled=settled)
 
 
 def _diverged(losses: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -121,7 +123,9 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
     """Train one stack of runs (at increasing c) from the same θ₀ at η_m = c_m/λ^H_0.
 
     ``measure=False`` trains loss-only runs (no Hessian products); ``until_rise`` trains only until every run's
-    λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``). ``track_loss`` says where L_t is computed
+    λ^H_t/λ^H_0 has risen (two-decimal rule, 1 + ``config.rise_epsilon``), and Lanczos stops as soon as its top Ritz
+    value (a lower bound on λ^H_t) has risen: that step's sharpness is then a lower bound, marked unconverged.
+    ``track_loss`` says where L_t is computed
     on the measurement set: ``all`` where the config asks; ``until_rise`` while some run has no run at smaller or
     equal c whose L_t/L_0 has risen (c_loss undecided), and at the last step; ``final`` at the last step only;
     ``none`` never. Divergence is read from the minibatch loss at every step and from L_t where it is computed.
@@ -184,7 +188,11 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         eig = None
         waiting = [bool(alive[i]) and not risen[i] for i in range(m)]
         if step in measured and (any(waiting) if until_rise else bool(alive.any())):
-            eig = measure_sharpness(HessianOperator(sharp_loss, params, stacked=True), config, v0, seed + step)
+            # until_rise asks only whether λ^H_t/λ^H_0 rose: a Ritz value (a lower bound) that has risen answers it
+            settled = (lambda top: torch.tensor([rises([float(t) / sharpness0], config.rise_epsilon)
+                                                 for t in top.float()], device=top.device)) if until_rise else None
+            eig = measure_sharpness(HessianOperator(sharp_loss, params, stacked=True), config, v0, seed + step,
+                                    settled)
             v0 = eig.eigenvector
             risen = [r or (a and rises([float(eig.eigenvalue[i]) / sharpness0], config.rise_epsilon))
                      for i, (r, a) in enumerate(zip(risen, alive.tolist()))]
@@ -236,10 +244,13 @@ def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int
     """Fill in the sharpness of the runs a bracket on c_sharp visits (the loss-only ``records`` of one unit).
 
     Among the runs below the first divergence, [lo, hi) brackets the smallest rising index (hi = their count when
-    none rises: then c_sharp is filled like the full scan fills it). Each round trains up to ``size`` runs spread
-    evenly inside the bracket, measuring λ^H_t until it has risen, and shrinks the bracket to them. (Starting the
-    bracket at c_loss and galloping visits fewer runs but misses more often where the sharpness also rises at small c,
-    below c_loss: a rise that is not monotone in c.)
+    none rises: then c_sharp is filled like the full scan fills it). Each round trains up to ``size`` runs inside the
+    bracket, measuring λ^H_t until it has risen, and shrinks the bracket to them. The first round starts where the
+    study's ordering c_loss ≤ c_sharp puts c_sharp: the run at c_loss (the rest of the round spread above it). If its
+    sharpness rose, the next rounds gallop down from it (the runs 1, 2, 4, … below the lowest rising one) until one
+    does not rise; otherwise, and from then on, the picks are spread evenly inside the bracket. Like any bisection it
+    finds the full scan's c_sharp whenever "the sharpness rises" is monotone in c along the runs it visits; it
+    visits few runs where the sharpness falls over all T steps (the runs at small c: a visit's most expensive kind).
     """
     divergent = [r["c"] for r in records if r["diverged"]]
     below = sorted({r["c"] for r in records if not divergent or r["c"] < min(divergent)})
@@ -253,13 +264,25 @@ def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int
             measured[below[i]] = with_sharpness(runs[below[i]], [r for r in new if r["c"] == below[i]])
         return [i for i in picks if sharpness_rose(measured[below[i]], config.rise_epsilon)]
 
+    def spread(a: int, b: int, count: int) -> set[int]:
+        count = min(count, b - a - 1)
+        return {a + round((k + 1) * (b - a) / (count + 1)) for k in range(count)}
+
     lo, hi = -1, len(below)
+    first = next((i for i, c in enumerate(below) if loss_rose(runs[c])), None)  # c_loss: the first rising loss
+    distance = 0  # > 0 while galloping down from a rising run
     while hi - lo > 1:
-        count = min(size, hi - lo - 1)
-        picks = sorted({lo + round((k + 1) * (hi - lo) / (count + 1)) for k in range(count)})
-        rose = visit(picks)
+        if first is not None:
+            picks, first = {first} | spread(first, hi, size - 1), None
+        elif distance:
+            picks = {max(lo + 1, hi - distance * 2**k) for k in range(size)}
+        else:
+            picks = spread(lo, hi, size)
+        rose = visit(sorted(picks))
+        all_rose = len(rose) == len(picks)
         hi = min(rose, default=hi)
         lo = max([i for i in picks if i < hi and i not in rose], default=lo)
+        distance = (distance * 2**size if distance else 1) if all_rose and hi == min(picks) else 0
     return [r for r in records if r["c"] not in measured] + [r for rows in measured.values() for r in rows]
 
 

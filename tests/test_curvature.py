@@ -88,6 +88,18 @@ def test_lanczos_keeps_its_basis_orthogonal_over_many_iterations():
     assert (A.double() @ vec - reference * vec).norm().item() < 1e-2
 
 
+def test_lanczos_stops_once_a_lower_bound_settles_the_question():
+    # "Is λ above 0.9?" is answered by the first Ritz value above 0.9: a lower bound on the top eigenvalue (1.0)
+    spectrum = [1.0 - 0.01 * i for i in range(60)] + [0.05 * i for i in range(10)]
+    A, theta, fn = _indefinite_quadratic(spectrum)
+    full = lanczos(HessianOperator(fn, theta), tol=1e-6, max_iter=60, seed=3)
+    early = lanczos(HessianOperator(fn, theta), tol=1e-6, max_iter=60, seed=3, settled=lambda top: top > 0.9)
+    assert 0.9 < early.eigenvalue.item() <= full.eigenvalue.item() + 1e-6
+    assert early.n_products < full.n_products and not bool(early.converged)
+    never = lanczos(HessianOperator(fn, theta), tol=1e-6, max_iter=60, seed=3, settled=lambda top: top > 1.5)
+    assert never.n_products == full.n_products and never.eigenvalue.item() == pytest.approx(full.eigenvalue.item())
+
+
 def test_power_iteration_matches_the_top_eigenvalue_when_it_dominates():
     _, _, _, (params, fn) = _problem(0)
     reference = torch.linalg.eigvalsh(exact_hessian(fn, params).double())[-1].item()

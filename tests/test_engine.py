@@ -10,7 +10,7 @@ from helpers import backends as backends_module
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig, c_grid, refined_grid
 from helpers.curvature import exact_hessian, model_loss
-from helpers.engine import _diverged, batch_order, load_sweep_data, run_unit
+from helpers.engine import _diverged, batch_order, bracket_sharpness, load_sweep_data, run_unit
 from helpers.losses import mse
 from helpers.store import ResultsStore, config_key
 from helpers.sweep import run_sweep
@@ -230,10 +230,11 @@ def test_a_truncated_unit_is_detected_and_computed_again(tiny_config, tmp_path, 
 
 
 def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
-    from helpers.phases import critical_constants
+    from helpers.phases import critical_constants, run_flags
 
     config = tiny_config.updated(c_values=list(c_grid(6.0, 0.25)), seeds=[0, 1, 2, 3], width=8)
     data = load_sweep_data(config, "cpu")
+    monotone = 0
     for seed in config.seeds:
         scan = run_unit(config.updated(search="scan"), seed, data, "cpu").runs.assign(seed=seed)
         bisect = run_unit(config, seed, data, "cpu").runs.assign(seed=seed)
@@ -242,7 +243,20 @@ def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
         computed = bisect.loss.notna()
         pd.testing.assert_series_equal(scan.loss[computed], bisect.loss[computed], check_exact=True)
         k_scan, k_bisect = critical_constants(scan).iloc[0], critical_constants(bisect).iloc[0]
-        assert (k_scan.c_loss, k_scan.c_sharp, k_scan.c_max) == (k_bisect.c_loss, k_bisect.c_sharp, k_bisect.c_max)
+        assert (k_scan.c_loss, k_scan.c_max) == (k_bisect.c_loss, k_bisect.c_max)
+        # c_sharp: a bracket finds a c where the scan's "sharpness rose" switches from no to yes (the smallest such c
+        # when the switch happens once); with the sharpness at the bracketed runs the same as the scan's
+        flags = run_flags(scan)
+        flags = flags[flags.c <= k_scan.c_max]
+        rose = dict(zip(flags.c, flags.sharp_rises))
+        if k_bisect.c_sharp_filled:  # no visited run rose, the last below the divergence among them
+            assert not rose[k_bisect.c_max]
+        else:
+            below = [c for c in rose if c < k_bisect.c_sharp]
+            assert rose[k_bisect.c_sharp] and (not below or not rose[below[-1]])
+        if list(rose.values()) == sorted(rose.values()):  # monotone in c: no run rises below one that does not
+            assert k_bisect.c_sharp == k_scan.c_sharp
+            monotone += 1
         # L_t is skipped only where c_loss is decided: every run below c_loss has it at every step, the run at
         # c_loss until it rose, every run at its last step (whether θ_T diverged); later runs skip the rest
         assert bisect[bisect.c < k_scan.c_loss].loss.notna().all()
@@ -252,6 +266,40 @@ def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
         measured = bisect[bisect.step >= 1].groupby("c").sharpness.apply(lambda s: s.notna().any())
         assert 0 < measured.sum() < len(measured), "the bracket measures some runs, not all"
         assert bisect[bisect.step >= 1].products.sum() < scan[scan.step >= 1].products.sum()
+    assert monotone >= 2, "most of these initializations are monotone, where c_sharp must be the scan's"
+
+
+def synthetic_unit(n: int, loss_at: int, sharp_at: int, steps: int = 3):
+    """Loss-only records of ``n`` runs (c = 1, …, n; the last one diverges) whose loss rises from index ``loss_at``,
+    and a ``train`` that re-runs any of them with a sharpness that rises from index ``sharp_at`` (and logs them)."""
+    records = [dict(c=float(i + 1), step=t, loss=1.5 if i >= loss_at and t >= 1 else 0.5, loss0=0.5,
+                    diverged=i == n - 1 and t == steps, sharpness=float("nan"), sharpness0=1.0, products=0,
+                    converged=False) for i in range(n) for t in range(steps + 1)]
+    visits: list[list[float]] = []
+
+    def train(cs, **_):
+        visits.append(list(cs))
+        return [dict(c=c, step=t, sharpness=1.5 if c >= sharp_at + 1 and t >= 1 else 0.5, products=1, converged=True)
+                for c in cs for t in range(steps + 1)], []
+
+    return records, train, visits
+
+
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_the_bracket_starts_at_c_loss_and_finds_every_monotone_c_sharp(size):
+    n = 12  # 11 runs below the first divergence
+    for loss_at in range(n - 1):
+        for sharp_at in range(n):  # n - 1: no run below the divergence rises
+            records, train, visits = synthetic_unit(n, loss_at, sharp_at)
+            found = bracket_sharpness(SweepConfig(), records, train, size)
+            flags = pd.DataFrame(found).assign(depth=1, width=1)
+            rising = [c for c, r in flags.groupby("c") if (r.sharpness / r.sharpness0).round(2).gt(1).any()]
+            assert min(rising, default=float(n)) == float(min(sharp_at, n - 1) + 1)
+            assert visits[0][0] == loss_at + 1 or (size > 1 and loss_at + 1 in visits[0])
+            assert all(len(v) <= size for v in visits)
+            assert len(found) == len(records)
+            if size == 1 and sharp_at == loss_at > 0:  # c_sharp = c_loss: its run and the one below settle it
+                assert visits == [[loss_at + 1.0], [float(loss_at)]]
 
 
 def test_loss_only_runs_record_no_sharpness_and_searches_are_stored_apart(tiny_config, tmp_path):
@@ -281,7 +329,8 @@ def test_units_that_share_theta0_measure_its_sharpness_once(tiny_config, monkeyp
     cold = []
     measure = engine.measure_sharpness
     monkeypatch.setattr(engine, "measure_sharpness",
-                        lambda op, config, v0, seed: cold.append(v0 is None) or measure(op, config, v0, seed))
+                        lambda op, config, v0, seed, *settled: cold.append(v0 is None) or measure(op, config, v0, seed,
+                                                                                                  *settled))
     monkeypatch.setattr(engine, "STARTS", {})
     first = tiny_config.updated(c_values=[1.0])
     other_c = tiny_config.updated(c_values=[2.0], steps=2, search="scan")
