@@ -164,6 +164,11 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         if step == config.steps:
             return True
         return track_loss == "until_rise" and any(bool(alive[i]) and not any(loss_risen[: i + 1]) for i in range(m))
+    def sharpness_risen(values: torch.Tensor) -> list[bool]:
+        return [rises([float(v) / sharpness0], config.rise_epsilon) for v in values.float()]
+
+    # until_rise asks only whether λ^H_t/λ^H_0 rose: a Ritz value (a lower bound) that has risen answers it
+    settled = (lambda top: torch.tensor(sharpness_risen(top), device=top.device)) if until_rise else None
     v0 = start.eigenvector.expand(m, -1)
     for step in range(1, config.steps + 1):
         index = batches[step - 1]
@@ -188,14 +193,10 @@ def train_chunk(config: SweepConfig, model: torch.nn.Module, data: Data, c_value
         eig = None
         waiting = [bool(alive[i]) and not risen[i] for i in range(m)]
         if step in measured and (any(waiting) if until_rise else bool(alive.any())):
-            # until_rise asks only whether λ^H_t/λ^H_0 rose: a Ritz value (a lower bound) that has risen answers it
-            settled = (lambda top: torch.tensor([rises([float(t) / sharpness0], config.rise_epsilon)
-                                                 for t in top.float()], device=top.device)) if until_rise else None
             eig = measure_sharpness(HessianOperator(sharp_loss, params, stacked=True), config, v0, seed + step,
                                     settled)
             v0 = eig.eigenvector
-            risen = [r or (a and rises([float(eig.eigenvalue[i]) / sharpness0], config.rise_epsilon))
-                     for i, (r, a) in enumerate(zip(risen, alive.tolist()))]
+            risen = [r or (a and up) for r, a, up in zip(risen, alive.tolist(), sharpness_risen(eig.eigenvalue))]
         for i in range(m):
             if not was_alive[i]:
                 continue
@@ -279,10 +280,9 @@ def bracket_sharpness(config: SweepConfig, records: list[dict], train, size: int
         else:
             picks = spread(lo, hi, size)
         rose = visit(sorted(picks))
-        all_rose = len(rose) == len(picks)
         hi = min(rose, default=hi)
         lo = max([i for i in picks if i < hi and i not in rose], default=lo)
-        distance = (distance * 2**size if distance else 1) if all_rose and hi == min(picks) else 0
+        distance = (distance * 2**size if distance else 1) if len(rose) == len(picks) else 0
     return [r for r in records if r["c"] not in measured] + [r for rows in measured.values() for r in rows]
 
 
