@@ -3,8 +3,10 @@
 ``python -m helpers data NAME`` loads (downloading if online) and describes a dataset.
 ``python -m helpers sweep CHAPTER [PRESET ...]`` computes the sweeps that a chapter runs with a preset (a name in
 ``params/CHAPTER/`` or a path; several are applied in turn) into the results store, which the chapter run with the
-same parameters then loads. ``--backend`` picks where: ``serial`` (here), ``processes`` (local worker processes) or
-``dask`` (``--scheduler ADDRESS``, or a local cluster of ``--workers`` processes).
+same parameters then loads; ``python -m helpers sweep all [PRESET ...]`` does it for every chapter that runs sweeps
+(each with its own preset of that name), as one pool of units (``make book`` computes the defaults this way on
+every core before the book executes its chapters). ``--backend`` picks where: ``serial`` (here), ``processes``
+(local worker processes) or ``dask`` (``--scheduler ADDRESS``, or a local cluster of ``--workers`` processes).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--root", default=None, help="data root (default: $EARLY_DYNAMICS_DATA or data/)")
     data.add_argument("--no-download", action="store_true", help="only look for files; never download")
     sweep = commands.add_parser("sweep", help="compute a chapter's sweeps (with presets) into the results store")
-    sweep.add_argument("chapter", help="a chapter, e.g. 03_phase_diagrams (or a preset path params/<chapter>/x.yml)")
-    sweep.add_argument("presets", nargs="*", help="preset names in params/<chapter>/ or paths, applied in turn")
+    sweep.add_argument("chapter", help="a chapter, e.g. 03_phase_diagrams (or a preset path params/<chapter>/x.yml), "
+                                       "or all: every chapter that runs sweeps")
+    sweep.add_argument("presets", nargs="*", help="preset names in params/<chapter>/ or paths, applied in turn "
+                                                  "(with all: names, each chapter's own preset of that name)")
     sweep.add_argument("--backend", default=None, help="serial, processes or dask (default: dask with --scheduler "
                                                        "or --workers, else serial)")
     sweep.add_argument("--scheduler", default=None, help="Dask scheduler address")
@@ -69,15 +73,18 @@ def backend_of(args: argparse.Namespace):
 def run_chapter_sweeps(args: argparse.Namespace) -> int:
     """Compute every unit of a chapter's sweeps that is not stored yet; report failures; exit non-zero on any."""
     from helpers.chapter_params import chapter_parameters
-    from helpers.chapter_sweeps import chapter_sweeps, unique_configs
+    from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, unique_configs
     from helpers.store import ResultsStore
     from helpers.sweep import SweepFailed, compute_missing
 
     chapter, presets = args.chapter, list(args.presets)
     if chapter.endswith((".yml", ".yaml")):  # params/<chapter>/<name>.yml
         chapter, presets = Path(chapter).parent.name, [chapter, *presets]
+    chapters = sorted(SWEEPS) if chapter == "all" else [chapter]
     try:
-        configs = unique_configs(chapter_sweeps(chapter_parameters(chapter, *presets)))
+        sweeps = [chapter_sweeps(chapter_parameters(name, *presets)) for name in chapters]
+        configs = unique_configs({f"{i} {group}": configs for i, found in enumerate(sweeps)
+                                  for group, configs in found.items()})
         backend = backend_of(args)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

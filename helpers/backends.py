@@ -82,11 +82,17 @@ class Serial:
         return []
 
 
-class Processes:
-    """A pool of ``workers`` local processes with ``threads`` torch threads each (processes are spawned fresh)."""
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    def __init__(self, workers: int = 2, threads: int = 1, progress: bool = False) -> None:
-        self.workers, self.threads, self.progress = workers, threads, progress
+
+class Processes:
+    """A pool of ``workers`` local processes (default: one per usable core) with ``threads`` torch threads each
+    (processes are spawned fresh)."""
+
+    def __init__(self, workers: int | None = None, threads: int = 1, progress: bool = False) -> None:
+        self.workers, self.threads, self.progress = workers or usable_cores(), threads, progress
 
     def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
         context = multiprocessing.get_context("spawn")

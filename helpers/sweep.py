@@ -36,11 +36,18 @@ def with_parameters(table: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
 
 
 def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Backend) -> int:
-    """Have ``backend`` compute every unit of ``configs`` not yet in ``store``; return how many it computed.
+    """Have ``backend`` compute every unit of ``configs`` not yet in ``store`` (once, however many configurations
+    name it: configurations that differ only in their seeds share units); return how many it computed.
 
     Raises :class:`SweepFailed` listing the units that failed (the others are stored).
     """
-    missing = [(config, seed) for config in configs for seed in config.seeds if not store.is_stored(config, seed)]
+    missing, named = [], set()
+    for config in configs:
+        for seed in config.seeds:
+            path = store.unit_path(config, seed)
+            if path not in named and not store.is_stored(config, seed):
+                missing.append((config, seed))
+            named.add(path)
     failures = backend.compute(missing, store) if missing else []
     if failures:
         lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)

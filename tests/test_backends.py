@@ -16,10 +16,11 @@ import pytest
 import torch
 from dask.distributed import Client
 
-from helpers.backends import BACKENDS, Dask, Processes, Serial, compute_and_store, local_cluster, register_backend
+from helpers.backends import (BACKENDS, Dask, Processes, Serial, compute_and_store, local_cluster, register_backend,
+                              usable_cores)
 from helpers.build import ModelSpec
 from helpers.chapter_params import chapter_parameters
-from helpers.chapter_sweeps import phase_diagram_sweeps, unique_configs
+from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, phase_diagram_sweeps, unique_configs
 from helpers.config import SweepConfig, c_grid
 from helpers.store import ResultsStore
 from helpers.sweep import SweepFailed, compute_missing, run_sweep
@@ -136,6 +137,42 @@ def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
                                parameters=dict(parameters), cwd=str(BOOK), progress_bar=False)
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv")}
     assert after == stored, "the chapter recomputed units that the command line had stored"
+
+
+def test_command_line_sweeps_every_chapter_in_one_pool(tmp_path):
+    results = tmp_path / "results"
+    run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "all", "smoke", "--backend", "processes",
+                          "--workers", "2", "--results", str(results)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    store = ResultsStore(results)
+    expected = {store.unit_path(c, s) for chapter in SWEEPS
+                for c in unique_configs(chapter_sweeps(chapter_parameters(chapter, "smoke"))) for s in c.seeds}
+    one = {store.unit_path(c, s) for c in unique_configs(phase_diagram_sweeps(chapter_parameters(
+        "03_phase_diagrams", "smoke"))) for s in c.seeds}
+    assert one < expected
+    runs = {p for p in results.rglob("seed-*.csv") if not p.name.endswith(".interpolation.csv")}
+    assert runs == expected, "'sweep all' and the chapters disagree on the units"
+    assert f"done: {len(expected)} unit(s) computed" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "all", "cross_entropy", "--results",
+                          str(results)], capture_output=True, text=True, cwd=ROOT)  # only 03 and 05 have it
+    assert run.returncode == 2 and "02_catapult_dynamics/cross_entropy.yml" in run.stderr
+
+
+def test_a_unit_named_by_two_configurations_is_computed_once(tmp_path):
+    class Counting(Serial):
+        def compute(self, units, store):
+            self.units = list(units)
+            return super().compute(units, store)
+
+    backend = Counting("cpu")
+    overlapping = [CONFIG.updated(seeds=(0, 1)), CONFIG.updated(seeds=(1, 2))]
+    assert compute_missing(overlapping, ResultsStore(tmp_path), backend) == 3
+    assert [seed for _, seed in backend.units] == [0, 1, 2]
+
+
+def test_a_process_pool_has_one_single_threaded_worker_per_usable_core():
+    pool = Processes()
+    assert (pool.workers, pool.threads) == (usable_cores(), 1) and usable_cores() >= 1
 
 
 def test_command_line_rejects_unknown_preset_parameters(tmp_path):
