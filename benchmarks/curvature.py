@@ -6,14 +6,12 @@ FCN depth 4 at widths 128 and 512 on 2048 Fashion-MNIST examples (MSE, at initia
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.func import grad, jvp
 
-from benchmarks.machine import describe_machine, write_results
+from benchmarks.machine import describe_machine, median_seconds, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.curvature import HessianOperator, lanczos, model_loss, power_iteration, stacked_loss
 from helpers.data import load_dataset
@@ -24,19 +22,6 @@ RESULTS = Path(__file__).parent / "results" / "curvature.md"
 WIDTHS = (128, 512)
 N_EXAMPLES = 2048
 N_STACKED = 16
-
-
-def seconds(fn: Callable[[], object], repeat: int = 5) -> float:
-    """Median wall time of ``fn`` over ``repeat`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def products_to_accuracy(op: HessianOperator, reference: float, rel: float, limit: int = 60) -> int:
@@ -57,15 +42,15 @@ def bench_width(width: int, data, device: torch.device) -> dict:
         theta = [p.detach().requires_grad_(True) for p in params]
         torch.autograd.grad(fn(theta), theta)
 
-    row["grad_ms"] = 1e3 * seconds(gradient)
+    row["grad_ms"] = 1e3 * median_seconds(gradient)
     op = HessianOperator(fn, params)
     v = torch.randn(1, op.dim, device=device)
-    row["hvp_ms"] = 1e3 * seconds(lambda: op(v))
-    row["setup_ms"] = 1e3 * seconds(lambda: HessianOperator(fn, params))
+    row["hvp_ms"] = 1e3 * median_seconds(lambda: op(v))
+    row["setup_ms"] = 1e3 * median_seconds(lambda: HessianOperator(fn, params))
     flat_v = [t for t in v[0].split([p.numel() for p in params])]
     tangents = tuple(t.reshape(p.shape) for t, p in zip(flat_v, params))
     g = grad(lambda *theta: fn(list(theta)), argnums=tuple(range(len(params))))
-    row["fwd_over_rev_ms"] = 1e3 * seconds(lambda: jvp(g, tuple(params), tangents))
+    row["fwd_over_rev_ms"] = 1e3 * median_seconds(lambda: jvp(g, tuple(params), tangents))
 
     reference = lanczos(op, tol=1e-6, max_iter=200)
     top = reference.eigenvalue.item()
@@ -85,8 +70,8 @@ def bench_width(width: int, data, device: torch.device) -> dict:
     stacked_params, stacked_fn = stacked_loss(models, mse, data.x, data.y)
     stacked = HessianOperator(stacked_fn, stacked_params, stacked=True)
     vs = torch.randn(N_STACKED, stacked.dim, device=device)
-    row["loop16_ms"] = 1e3 * seconds(lambda: [op_(vs[i : i + 1]) for i, op_ in enumerate(singles)], repeat=3)
-    row["stacked16_ms"] = 1e3 * seconds(lambda: stacked(vs), repeat=3)
+    row["loop16_ms"] = 1e3 * median_seconds(lambda: [op_(vs[i : i + 1]) for i, op_ in enumerate(singles)], repeats=3)
+    row["stacked16_ms"] = 1e3 * median_seconds(lambda: stacked(vs), repeats=3)
     return row
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -28,3 +31,22 @@ def write_results(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def timed(fn: Callable[[], object], repeats: int = 5) -> tuple[float, object]:
+    """Median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call (a GPU synchronized after each),
+    and the last call's result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` after one warm-up call (see :func:`timed`)."""
+    return timed(fn, repeats)[0]

@@ -11,12 +11,11 @@ Writes ``benchmarks/results/peak.md``. Run: ``.venv/bin/python -m benchmarks.pea
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.machine import describe_machine, write_results
+from benchmarks.machine import describe_machine, median_seconds, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig
 from helpers.curvature import HessianOperator, stack_models
@@ -27,17 +26,6 @@ from helpers.slicing import loss_pieces, losses_and_gradient, sliced_losses
 
 RESULTS = Path(__file__).parent / "results" / "peak.md"
 SLICE = 128
-
-
-def seconds(f, repeats: int = 5) -> float:
-    """Median wall seconds of ``f()`` over ``repeats`` calls after one warm-up."""
-    f()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def conv_layers(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[Conv, torch.Tensor, int]]:
@@ -54,7 +42,7 @@ def conv_layers(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[Conv, tor
 
 def main() -> None:
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    peak = 2 * 2048**3 / seconds(lambda: a @ b) / 1e9
+    peak = 2 * 2048**3 / median_seconds(lambda: a @ b) / 1e9
     config = SweepConfig(model=ModelSpec("myrtle", 5, 16), dataset="fashion-mnist", n_train=2560, n_sharpness=512)
     data = load_sweep_data(config, "cpu")
     model = build_model(config.model, tuple(data.x.shape[1:]), seed=0, device=torch.device("cpu"),
@@ -64,20 +52,20 @@ def main() -> None:
     layers = conv_layers(model, data.x[:SLICE])
     for k, (conv, x, macs) in enumerate(layers):
         with torch.no_grad():
-            t = seconds(lambda conv=conv, x=x: conv(x), repeats=20)
+            t = median_seconds(lambda conv=conv, x=x: conv(x), repeats=20)
         shape = f"{x.shape[1]} → {conv.weight.shape[0]} channels, {x.shape[2]}×{x.shape[3]}"
         rows.append((f"convolution {k} ({shape})", f"{SLICE} images", t, 2 * macs * SLICE / t / 1e9))
     per_example = sum(macs for _, _, macs in layers)
     params, forward = stack_models([model])
-    t_loss = seconds(lambda: sliced_losses(loss, forward, params, data.x, data.y, SLICE))
+    t_loss = median_seconds(lambda: sliced_losses(loss, forward, params, data.x, data.y, SLICE))
     rows.append(("L_t: the loss on the training set (every layer)", f"{len(data.x)} images", t_loss,
                  2 * per_example * len(data.x) / t_loss / 1e9))
     x, y = data.x[:512], data.y[:512]
-    t_forward = seconds(lambda: sliced_losses(loss, forward, params, x, y, SLICE))
-    t_grad = seconds(lambda: losses_and_gradient(loss, forward, params, x, y, SLICE))
+    t_forward = median_seconds(lambda: sliced_losses(loss, forward, params, x, y, SLICE))
+    t_grad = median_seconds(lambda: losses_and_gradient(loss, forward, params, x, y, SLICE))
     op = HessianOperator(loss_pieces(loss, forward, x, y, SLICE), params, stacked=True)
-    v = torch.randn(1, sum(p[0].numel() for p in params))
-    t_product = seconds(lambda: op(v))
+    v = torch.randn(1, op.dim)
+    t_product = median_seconds(lambda: op(v))
     lines = ["# Arithmetic rate of a Myrtle-5 (width 16) unit's work", "", describe_machine(torch.device("cpu")), "",
              "Median of 5 (convolutions: 20) timed calls after a warm-up. GFLOP/s counts 2 per multiply-add of the "
              "convolutions (the pools, ReLUs and the readout are left out, so the rate of a whole pass is a lower "

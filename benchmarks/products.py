@@ -17,13 +17,12 @@ Writes ``benchmarks/results/products.md``. Run: ``.venv/bin/python -m benchmarks
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.machine import describe_machine, write_results
+from benchmarks.machine import describe_machine, timed, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig, c_grid
 from helpers.curvature import HessianOperator, finite_difference, forward_over_reverse, lanczos, model_loss
@@ -32,17 +31,6 @@ from helpers.losses import mse
 
 RESULTS = Path(__file__).parent / "results" / "products.md"
 CASES = [("fcn", 4, 128, 2048), ("myrtle", 5, 16, 512), ("myrtle", 5, 16, 2048)]
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall seconds of ``repeats`` calls (after one warm-up call) and the last result."""
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def compare(arch: str, depth: int, width: int, n: int, repeats: int) -> dict:

@@ -12,15 +12,13 @@ Writes ``benchmarks/results/slicing.md``. Run: ``.venv/bin/python -m benchmarks.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from benchmarks.machine import describe_machine, write_results
+from benchmarks.machine import describe_machine, median_seconds, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig
 from helpers.curvature import HessianOperator, stack_models
@@ -42,16 +40,6 @@ def plain_convolutions():
         yield
     finally:
         Conv.forward = fast
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def measure(model, x, y, xb, yb, size: int | None, repeats: int) -> dict:
