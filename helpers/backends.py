@@ -6,6 +6,8 @@ from the store. A new backend is a class with that one method, registered under 
 
 - ``serial``: this process, one unit after another; an error propagates at once.
 - ``processes``: a pool of local worker processes (``concurrent.futures``), each with its own torch threads.
+- ``auto``: ``processes`` (one single-threaded worker per core) where this process runs torch on a CPU with
+  several threads and cores, else ``serial`` (a GPU; or a process kept to one core, e.g. a pytest-xdist worker).
 - ``dask``: a Dask cluster (a scheduler address, a ``Client``, or a ``LocalCluster`` started for the call); a
   lost worker costs only its unit, which Dask runs again.
 """
@@ -102,6 +104,18 @@ class Processes:
             return collect(pending, as_completed(pending), self.progress)
 
 
+def automatic(progress: bool = False) -> Backend:
+    """:class:`Processes` with one single-threaded worker per usable core when this process runs torch on a CPU
+    with several threads and cores; :class:`Serial` otherwise (a GPU, where units stack their runs instead; or a
+    process kept to one thread, e.g. a pytest-xdist worker, whose kernels would otherwise oversubscribe the cores).
+
+    Units computed by single-threaded workers agree with those of a two-threaded process up to float32 rounding
+    (the threads split reductions differently)."""
+    if torch.cuda.is_available() or usable_cores() < 2 or torch.get_num_threads() < 2:
+        return Serial(progress=progress)
+    return Processes(progress=progress)
+
+
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 """Dask configuration for torch workers: glibc's default memory trimming (see :func:`local_cluster`)."""
 
@@ -167,7 +181,8 @@ class Dask:
             return collect(pending, completed(list(pending)), self.progress)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Processes, "dask": Dask}
+BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Processes, "dask": Dask,
+                                               "auto": automatic}
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:

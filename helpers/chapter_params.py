@@ -27,28 +27,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         chi_c=[0.5, 4.0, 0.05], savgol_window=9, savgol_order=3, ccrit_c_max=3.0, seed=0, check_claims=True),
     "02_catapult_dynamics": dict(
         **_FCN_DATA, steps=10, wide=[2, 512], deep=[8, 64], c_x_max=7.0, c_x_step=0.5, seed=0, check_claims=True,
-        long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, backend="serial"),
+        long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, backend="auto"),
     "03_phase_diagrams": dict(
         arch="fcn", dataset="fashion-mnist", loss="mse", parameterization="sp", bias=False, batch_size=512, steps=10,
         n_train=2560, n_sharpness=512, sharpness="lanczos", seeds=[0, 1, 2, 3, 4], c_x_max=7.0, c_x_step=0.25, depth=4,
         widths=[32, 64, 128, 256, 512], width=128, depths=[2, 4, 8, 16], shallow_depth=2, shallow_widths=[512, 2048],
-        conv_arch="myrtle", conv_depth=5, conv_widths=[], conv_dataset="fashion-mnist", conv_init="study",
-        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], backend="serial",
+        conv_arch="myrtle", conv_depth=5, conv_widths=[4, 8, 16], conv_dataset="fashion-mnist", conv_init="study",
+        conv_seeds=[0, 1, 2], conv_n_train=1024, conv_c_x_max=8.0, conv_c_x_step=0.5,
+        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], backend="auto",
         check_claims=True),
     "04_loss_connectivity": dict(
         **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=2, widths=[32, 128, 512],
-        interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="serial",
+        interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="auto",
         check_claims=True),
     "05_intermediate_saturation": dict(
         **_FCN_DATA, seeds=[0, 1], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
         c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], wide_depth=2, wide_width=2048, wide_seeds=[0],
         savgol_window=7, savgol_order=3,
-        ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="serial", check_claims=True),
+        ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="auto", check_claims=True),
     "06_output_scale": dict(
         **_FCN_DATA, steps=10, seeds=[0, 1, 2], c_x_max=7.0, c_x_step=0.25, c_x_fine_max=2.0, c_x_fine_step=0.1,
         depth=4, widths=[32, 64, 128], epsilon=0.05,
         trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],
-        width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="serial",
+        width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="auto",
         check_claims=True),
     "07_choosing_a_learning_rate": dict(
         cnn_channels=8, cnn_n_train=4096, cnn_n_test=2048, text_length=16, text_d_model=32, text_layers=2,

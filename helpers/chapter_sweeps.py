@@ -43,15 +43,16 @@ def catapult_sweeps(p: ChapterParameters) -> Sweeps:
 
 def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
     """``03_phase_diagrams``: widths at one depth, depths at one width, wide networks at a small depth (the small-d/w
-    end), the convolutional panel, and one network under both sharpness estimators (Lanczos and the study's 20-step
-    power iteration)."""
+    end), the convolutional panel (its own initializations, training subset and c grid: ``conv_*``), and one network
+    under both sharpness estimators (Lanczos and the study's 20-step power iteration)."""
     base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.width, p.parameterization, p.bias), dataset=p.dataset,
                        loss=p.loss, n_train=p.n_train, n_sharpness=p.n_sharpness, batch_size=p.batch_size,
                        steps=p.steps, c_values=c_grid(p.c_x_max, p.c_x_step), seeds=tuple(p.seeds),
                        sharpness=p.sharpness)
     pair = base.updated(depth=p.estimator_depth, width=p.estimator_width, seeds=p.estimator_seeds)
     conv = [base.updated(arch=p.conv_arch, depth=p.conv_depth, width=w, parameterization="sp", bias=False,
-                         dataset=p.conv_dataset, init=p.conv_init) for w in p.conv_widths]
+                         dataset=p.conv_dataset, init=p.conv_init, seeds=p.conv_seeds, n_train=p.conv_n_train,
+                         c_values=c_grid(p.conv_c_x_max, p.conv_c_x_step)) for w in p.conv_widths]
     return {"by_width": [base.with_model(width=w) for w in p.widths],
             "by_depth": [base.with_model(depth=d) for d in p.depths],
             "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths], "conv": conv,

@@ -1,7 +1,7 @@
 """Sweeps: every initialization of one or more configurations, loaded from the results store or computed.
 
 Missing units are computed by a backend (:mod:`helpers.backends`: ``serial`` here by default, ``processes``,
-``dask``) into the store, then every unit is loaded from it; each finished unit is stored at once, so an
+``dask``, ``auto``) into the store, then every unit is loaded from it; each finished unit is stored at once, so an
 interrupted sweep resumes where it stopped.
 """
 
@@ -53,6 +53,15 @@ def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Ba
         lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)
         raise SweepFailed(f"{len(failures)} unit(s) failed (the others are stored):\n{lines}")
     return len(missing)
+
+
+def compute_sweeps(sweeps: dict[str, list[SweepConfig]] | list[SweepConfig], *, store: ResultsStore | None = None,
+                   backend: str | Backend | None = None) -> int:
+    """Compute every unit of ``sweeps`` (a chapter's named groups of configurations, or a list) that ``store`` lacks,
+    as one batch on ``backend`` (a name or an object; default ``serial``): a pool of workers then starts once for the
+    whole chapter, not once per group. Returns how many units it computed; the chapter's later calls load them."""
+    configs = [c for group in sweeps.values() for c in group] if isinstance(sweeps, dict) else list(sweeps)
+    return compute_missing(configs, store or ResultsStore(), get_backend(backend))
 
 
 def sweeps_results(configs: list[SweepConfig], *, store: ResultsStore | None = None,

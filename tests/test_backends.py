@@ -16,14 +16,15 @@ import pytest
 import torch
 from dask.distributed import Client
 
-from helpers.backends import (BACKENDS, Dask, Processes, Serial, compute_and_store, local_cluster, register_backend,
-                              usable_cores)
+from helpers import backends as backends_module
+from helpers.backends import (BACKENDS, Dask, Processes, Serial, compute_and_store, get_backend, local_cluster,
+                              register_backend, usable_cores)
 from helpers.build import ModelSpec
 from helpers.chapter_params import chapter_parameters
 from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, phase_diagram_sweeps, unique_configs
 from helpers.config import SweepConfig, c_grid
 from helpers.store import ResultsStore
-from helpers.sweep import SweepFailed, compute_missing, run_sweep
+from helpers.sweep import SweepFailed, compute_missing, compute_sweeps, run_sweep
 from tests.chapters import BOOK, ROOT
 
 CONFIG = SweepConfig(model=ModelSpec("fcn", 2, 16), n_train=256, n_sharpness=64, batch_size=64, steps=3,
@@ -173,6 +174,36 @@ def test_a_unit_named_by_two_configurations_is_computed_once(tmp_path):
 def test_a_process_pool_has_one_single_threaded_worker_per_usable_core():
     pool = Processes()
     assert (pool.workers, pool.threads) == (usable_cores(), 1) and usable_cores() >= 1
+
+
+@pytest.mark.parametrize("cores, threads, cuda, expected", [(2, 2, False, Processes), (1, 2, False, Serial),
+                                                            (2, 1, False, Serial), (2, 2, True, Serial)])
+def test_auto_uses_a_pool_only_where_it_has_the_cores_to_itself(monkeypatch, cores, threads, cuda, expected):
+    monkeypatch.setattr(backends_module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    backend = get_backend("auto")
+    assert type(backend) is expected
+    if expected is Processes:
+        assert (backend.workers, backend.threads) == (cores, 1)
+
+
+def test_a_chapters_sweeps_are_computed_in_one_batch(tmp_path):
+    class Counting(Serial):
+        def __init__(self):
+            super().__init__("cpu")
+            self.batches = []
+
+        def compute(self, units, store):
+            self.batches.append([seed for _, seed in units])
+            return super().compute(units, store)
+
+    groups = {"a": [CONFIG.updated(seeds=(0, 1))], "b": [CONFIG.updated(seeds=(1, 2)), CONFIG.updated(seeds=(3,))]}
+    store, backend = ResultsStore(tmp_path), Counting()
+    assert compute_sweeps(groups, store=store, backend=backend) == 4
+    assert backend.batches == [[0, 1, 2, 3]]
+    assert compute_sweeps(groups["a"], store=store, backend=backend) == 0
+    assert backend.batches == [[0, 1, 2, 3]], "a stored chapter starts no backend"
 
 
 def test_command_line_rejects_unknown_preset_parameters(tmp_path):

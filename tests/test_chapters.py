@@ -11,6 +11,8 @@ import papermill
 import pytest
 
 from helpers.chapter_params import DEFAULTS, ChapterParameters, chapter_parameters, read_preset
+from helpers.chapter_sweeps import phase_diagram_sweeps
+from helpers.config import c_grid
 from tests.chapters import BOOK, ROOT, chapters, parameters_cell_values, stray_outputs
 
 PRESETS = sorted((ROOT / "params").glob("*/*.yml"))
@@ -91,6 +93,18 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16), (2, 48)}
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
         assert {r["width"] for r in values["phase_table_conv"]} == {4}
+
+
+def test_the_convolutional_panel_has_its_own_initializations_data_and_grid():
+    p = chapter_parameters("03_phase_diagrams")
+    sweeps = phase_diagram_sweeps(p)
+    assert [c.model.width for c in sweeps["conv"]] == p.conv_widths and len(p.conv_widths) >= 3
+    for config in sweeps["conv"]:
+        assert (config.model.arch, config.seeds, config.n_train) == (p.conv_arch, tuple(p.conv_seeds), p.conv_n_train)
+        assert config.c_values == c_grid(p.conv_c_x_max, p.conv_c_x_step) and config.n_sharpness == p.n_sharpness
+    for config in sweeps["by_width"]:  # the FCNs keep the chapter's own
+        assert (config.seeds, config.n_train, config.c_values) == (tuple(p.seeds), p.n_train,
+                                                                   c_grid(p.c_x_max, p.c_x_step))
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=preset_id)
