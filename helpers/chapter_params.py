@@ -34,8 +34,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         widths=[32, 64, 128, 256, 512], width=128, depths=[2, 4, 8, 16], shallow_depth=2, shallow_widths=[512, 2048],
         conv_arch="myrtle", conv_depth=5, conv_widths=[4, 8, 16], conv_dataset="fashion-mnist", conv_init="study",
         conv_seeds=[0, 1, 2], conv_n_train=1024, conv_c_x_max=8.0, conv_c_x_step=0.5,
-        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], backend="auto",
-        check_claims=True),
+        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4],
+        estimator_n_sharpness=2048, backend="auto", check_claims=True),
     "04_loss_connectivity": dict(
         **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=2, widths=[32, 128, 512],
         interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="auto",

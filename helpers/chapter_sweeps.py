@@ -44,7 +44,8 @@ def catapult_sweeps(p: ChapterParameters) -> Sweeps:
 def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
     """``03_phase_diagrams``: widths at one depth, depths at one width, wide networks at a small depth (the small-d/w
     end), the convolutional panel (its own initializations, training subset and c grid: ``conv_*``), and one network
-    under both sharpness estimators (Lanczos and the study's 20-step power iteration)."""
+    under both sharpness estimators (Lanczos and the study's 20-step power iteration) and with λ^H measured on
+    ``estimator_n_sharpness`` examples (the study's 2,048)."""
     base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.width, p.parameterization, p.bias), dataset=p.dataset,
                        loss=p.loss, n_train=p.n_train, n_sharpness=p.n_sharpness, batch_size=p.batch_size,
                        steps=p.steps, c_values=c_grid(p.c_x_max, p.c_x_step), seeds=tuple(p.seeds),
@@ -56,7 +57,8 @@ def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
     return {"by_width": [base.with_model(width=w) for w in p.widths],
             "by_depth": [base.with_model(depth=d) for d in p.depths],
             "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths], "conv": conv,
-            "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")]}
+            "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")],
+            "subset": [pair.updated(n_sharpness=p.estimator_n_sharpness)]}
 
 
 def connectivity_sweeps(p: ChapterParameters) -> Sweeps:

@@ -93,6 +93,9 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16), (2, 48)}
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
         assert {r["width"] for r in values["phase_table_conv"]} == {4}
+        subset = {(r["n_sharpness"], r["init"]) for r in values["subset_table"]}
+        assert subset == {(n, seed) for n in (128, 256) for seed in (0, 1)}
+        assert set(values["subset_differ"]) == {"c_loss", "c_sharp", "c_max"}
 
 
 def test_the_convolutional_panel_has_its_own_initializations_data_and_grid():
