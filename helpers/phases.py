@@ -78,6 +78,12 @@ def critical_constants(table: pd.DataFrame, epsilon: float | None = None) -> pd.
     return out
 
 
+def with_initial_sharpness(constants: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``constants`` (from :func:`critical_constants` of ``table``) with each initialization's λ^H_0, ``sharpness0``."""
+    keys = group_keys(table) + ["seed"]
+    return constants.merge(table.groupby(keys, as_index=False, dropna=False).sharpness0.first(), on=keys)
+
+
 def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
     """One row per run: the loss along θ₀ → θ_T, L_int(τ), read three ways.
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from helpers.phases import (average_constants, barrier_constants, barrier_flags, critical_constants, phase_of,
-                            polynomial_fit, rises)
+                            polynomial_fit, rises, with_initial_sharpness)
 
 
 def _table(runs: dict[float, tuple[list[float], list[float], bool]], seed: int = 0) -> pd.DataFrame:
@@ -91,6 +91,15 @@ def test_order_violations_are_flagged_and_averages_have_bands():
     assert averages.loc[0, "c_sharp"] == pytest.approx(1.5)
     assert averages.loc[0, "c_sharp_low"] <= 1.5 <= averages.loc[0, "c_sharp_high"]
     assert averages.loc[0, "d_over_w"] == pytest.approx(4 / 64) and averages.loc[0, "n_init"] == 2
+
+
+def test_each_initialization_gets_its_own_initial_sharpness():
+    runs = {1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], True)}
+    a, b = _table(runs, seed=0), _table(runs, seed=1).assign(sharpness0=30.0)
+    wide = pd.concat([a, b, _table(runs, seed=0).assign(width=128, sharpness0=20.0)])
+    out = with_initial_sharpness(critical_constants(wide), wide)
+    assert len(out) == 3
+    assert out.set_index(["width", "seed"]).sharpness0.to_dict() == {(64, 0): 10.0, (64, 1): 30.0, (128, 0): 20.0}
 
 
 def test_polynomial_fit_recovers_a_quadratic_and_lowers_its_degree():
