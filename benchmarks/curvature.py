@@ -13,7 +13,8 @@ from torch.func import grad, jvp
 
 from benchmarks.machine import describe_machine, median_seconds, write_results
 from helpers.build import ModelSpec, build_model
-from helpers.curvature import HessianOperator, lanczos, model_loss, power_iteration, stacked_loss
+from helpers.curvature import HessianOperator, lanczos, model_loss, power_iteration
+from helpers.stacking import stacked_loss
 from helpers.data import load_dataset
 from helpers.device import default_device
 from helpers.losses import mse

@@ -18,7 +18,8 @@ import torch
 from benchmarks.machine import describe_machine, median_seconds, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig
-from helpers.curvature import HessianOperator, stack_models
+from helpers.curvature import HessianOperator
+from helpers.stacking import stack_models
 from helpers.engine import load_sweep_data
 from helpers.losses import get_loss
 from helpers.models import Conv

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from helpers.data import DatasetUnavailable, load_dataset
+from helpers.files import FolderNotWritable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                               download=not args.no_download)
             split = "train" if train else "test"
             print(f"{ds.name} {split}: x {tuple(ds.x.shape)}, y {tuple(ds.y.shape)}")
-    except (DatasetUnavailable, ValueError) as err:
+    except (DatasetUnavailable, FolderNotWritable, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -97,6 +98,9 @@ def run_chapter_sweeps(args: argparse.Namespace) -> int:
     except SweepFailed as err:
         print(f"failed: {err}", file=sys.stderr)
         return 1
+    except (DatasetUnavailable, FolderNotWritable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"done: {computed} unit(s) computed, {units - computed} already stored")
     return 0
 

@@ -11,7 +11,7 @@ from helpers.data import TRAIN_SIZES, canonical_name
 from helpers.losses import LOSSES
 
 SHARPNESS_METHODS = ("lanczos", "power")
-SEARCHES = ("bisect", "scan")
+SEARCHES = ("first-rise", "scan")
 _TUPLES = ("c_values", "seeds", "measure_at")
 
 
@@ -41,14 +41,18 @@ class SweepConfig:
     """One sweep: a network, data, loss, SGD settings, the grid of c (η = c/λ^H_0) and the initialization seeds.
 
     ``n_train`` examples (a seeded subset) are the training set and the measurement set of L_t; the first
-    ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``interpolation_points`` > 0 also
-    measures, after each run, the loss L((1 − τ)θ₀ + τθ_T) at that many τ ∈ [0, 1] (the study uses 101).
+    ``n_sharpness`` of them are the fixed subset on which λ^H_t is measured. ``batch_size == n_train`` is full-batch
+    gradient descent (every step on the whole subset, in its stored order). ``interpolation_points`` > 0 also
+    measures, after each run, the loss L((1 − τ)θ₀ + τθ_end) at that many τ ∈ [0, 1] (the study uses 101), with
+    θ_end = θ_T, or with ``transient_cap`` set the parameters at the end of the run's early transient: the first
+    step t ≥ T after which L_t stays below L(θ₀) up to step ``transient_cap`` (θ_T when it never does).
     ``loss_every_step=False`` measures L_t only where the sharpness is measured (long runs; the minibatch loss
-    still detects divergence at every step). ``search`` is how the grid is searched (see :mod:`helpers.engine`):
-    ``bisect`` measures λ^H only in the runs that bracket c_sharp, ``scan`` in every run; ``measure_at`` lists the
-    steps at which ``scan`` measures it (None: every step). ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded
-    to two decimals, exceeds 1 + ε" that the bracket decides by (the study's 0.05 for zero-output networks).
-    ``stack`` is how many runs train together as one stack of models (None: one on CPU, up to 16 on a GPU).
+    still detects divergence at every step). ``search`` is how the grid is searched (see :mod:`helpers.engine`;
+    both give the study's constants): ``first-rise`` measures λ^H in every run up to the first whose sharpness
+    rose, ``scan`` in every run; ``measure_at`` lists the steps at which ``scan`` measures it (None: every step).
+    ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded to two decimals, exceeds 1 + ε" (the study's 0.05 for
+    zero-output networks). ``stack`` is how many runs train together as one stack of models (None: one on CPU, up
+    to 16 on a GPU).
     """
 
     model: ModelSpec = field(default_factory=ModelSpec)
@@ -62,12 +66,13 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
     sharpness: str = "lanczos"
-    search: str = "bisect"
+    search: str = "first-rise"
     rise_epsilon: float = 0.0
     lanczos_tol: float = 1e-3
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = 1e5
     interpolation_points: int = 0
+    transient_cap: int | None = None
     loss_every_step: bool = True
     stack: int | None = None
 
@@ -109,8 +114,17 @@ class SweepConfig:
             raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
         if self.interpolation_points == 1 or self.interpolation_points < 0:
             raise ValueError(f"interpolation_points must be 0 (off) or at least 2, got {self.interpolation_points}")
+        if self.transient_cap is not None and not (isinstance(self.transient_cap, int) and
+                                                   self.transient_cap > self.steps):
+            raise ValueError(f"transient_cap must be a step after steps={self.steps} (or None), got "
+                             f"{self.transient_cap!r}")
         if self.stack is not None:
             _positive_int("stack", self.stack)
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether every step uses the whole training subset (gradient descent rather than SGD)."""
+        return self.batch_size == self.n_train
 
     def with_model(self, **changes: Any) -> SweepConfig:
         """The same sweep for a model with some fields changed (e.g. ``width=256``)."""
@@ -132,7 +146,8 @@ class SweepConfig:
         return replace(self, model=replace(self.model, **model), **rest)
 
     def key_dict(self) -> dict:
-        """Everything that determines a run's numbers (not the seeds, which index units, nor ``stack``)."""
+        """Everything that determines a run's numbers (not the seeds, which index units, nor ``stack``, which changes
+        no number)."""
         out = asdict(self)
         out.pop("seeds")
         out.pop("stack")

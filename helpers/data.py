@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import tarfile
 import urllib.error
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import torch
 from torchvision import datasets as tv
 
 from helpers.device import generator, resolve_device
+from helpers.files import check_writable, copy_stream, extract_folder, folder_lock
 from helpers.paths import configured_folder
 
 DATA_ENV_VAR = "EARLY_DYNAMICS_DATA"
@@ -104,22 +104,19 @@ def subset_indices(total: int, size: int | None, seed: int) -> torch.Tensor:
 
 
 def _stage_idx(source: Path, raw: Path) -> bool:
-    """Make ``raw`` hold the four uncompressed IDX files, gunzipping from ``source``; True when complete."""
+    """Make ``raw`` hold the four uncompressed IDX files, gunzipping from ``source``; True when complete. Several
+    processes may stage at once: each writes its own temporary and renames it into place (:mod:`helpers.files`)."""
     for name in IDX_FILES:
         target = raw / name
         if target.exists():
             continue
-        for candidate in (source / name, source / f"{name}.gz"):
-            if candidate.exists():
-                raw.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(".partial")
-                opener = gzip.open if candidate.suffix == ".gz" else open
-                with opener(candidate, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                tmp.replace(target)
-                break
-        else:
+        candidate = next((c for c in (source / name, source / f"{name}.gz") if c.exists()), None)
+        if candidate is None:
             return False
+        check_writable(raw, f"set ${DATA_ENV_VAR} to a writable folder (the IDX files are unpacked there)")
+        opener = gzip.open if candidate.suffix == ".gz" else open
+        with opener(candidate, "rb") as src:
+            copy_stream(src, target)
     return True
 
 
@@ -144,7 +141,7 @@ def _idx_class(name: str) -> type[tv.MNIST]:
     return tv.FashionMNIST if name == "fashion-mnist" else tv.MNIST
 
 
-def _read_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare_idx(name: str, root: Path, download: bool) -> None:
     cls = _idx_class(name)
     raw = root / cls.__name__ / "raw"
     looked = [f"{raw} (the data root; set ${DATA_ENV_VAR} to use another)"]
@@ -153,30 +150,60 @@ def _read_idx(name: str, root: Path, train: bool, download: bool) -> tuple[torch
         looked.append(f"{SYSTEM_FASHION_MNIST} (Debian package dataset-fashion-mnist)")
         found = SYSTEM_FASHION_MNIST.is_dir() and _stage_idx(SYSTEM_FASHION_MNIST, raw)
     if not found:
-        _download(lambda: cls(str(root), train=train, download=True), name, root, looked, download)
-    ds = cls(str(root), train=train, download=False)
+        _download(lambda: cls(str(root), train=True, download=True), name, root, looked, download)
+
+
+def _read_idx(name: str, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = _idx_class(name)(str(root), train=train, download=False)
     return ds.data.unsqueeze(1), ds.targets
 
 
-def _read_cifar10(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare_cifar10(root: Path, download: bool) -> None:
     archive = root / CIFAR_ARCHIVE
     looked = [f"{root / CIFAR_FOLDER} (the data root; set ${DATA_ENV_VAR} to use another)", str(archive)]
     if not (root / CIFAR_FOLDER).is_dir() and archive.exists():
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(root, filter="data")
+        check_writable(root, f"set ${DATA_ENV_VAR} to a writable folder (the CIFAR-10 archive is unpacked there)")
+        extract_folder(lambda folder: _extract_cifar(archive, folder), root / CIFAR_FOLDER)
     if not _cifar_complete(root):
-        _download(lambda: tv.CIFAR10(str(root), train=train, download=True), "cifar10", root, looked, download)
+        _download(lambda: tv.CIFAR10(str(root), train=True, download=True), "cifar10", root, looked, download)
+
+
+def _read_cifar10(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     ds = _CIFAR10(str(root), train=train, download=False)
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)
     return x, torch.tensor(ds.targets)
 
 
+def prepare_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Make the files of ``name`` ready in the data root (unpacked from the Debian package's folder or an archive,
+    or downloaded when online); return the data root. Raises :class:`DatasetUnavailable` (where to get the data)
+    or :class:`~helpers.files.FolderNotWritable` (the data root cannot take the files), each one clear message."""
+    key, where = canonical_name(name), data_root(root)
+    if key == "cifar10":
+        _prepare_cifar10(where, download)
+    else:
+        _prepare_idx(key, where, download)
+    return where
+
+
+def _extract_cifar(archive: Path, folder: Path) -> None:
+    """Unpack the batch files of ``archive`` (``cifar-10-batches-py/*``) flat into ``folder``."""
+    with tarfile.open(archive, "r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() and Path(m.name).parent.name == CIFAR_FOLDER]
+        for member in members:
+            member.name = Path(member.name).name
+        tar.extractall(folder, members=members, filter="data")
+
+
 def _download(fetch, name: str, root: Path, looked: list[str], allowed: bool) -> None:
-    """Run torchvision's download; a refusal or any network failure becomes one :class:`DatasetUnavailable`."""
+    """Run torchvision's download (one process at a time per data root); a refusal or any network failure becomes
+    one :class:`DatasetUnavailable`."""
     if not allowed:
         raise _unavailable(name, root, looked, "downloading was not allowed (download=False)")
+    check_writable(root, f"set ${DATA_ENV_VAR} to a writable folder (downloads are saved there)")
     try:
-        fetch()
+        with folder_lock(root, ".download.lock"):
+            fetch()
     except (RuntimeError, urllib.error.URLError, OSError) as err:
         lines = str(err).strip().splitlines()
         reason = f"the download failed ({lines[-1] if lines else type(err).__name__})"
@@ -203,9 +230,8 @@ def load_dataset(
 ) -> Data:
     """Load a split of ``name``, standardized per sample, with one-hot labels; a seeded subset if ``size`` is given."""
     key = canonical_name(name)
-    where = data_root(root)
-    read = _read_cifar10 if key == "cifar10" else lambda *a: _read_idx(key, *a)
-    images, labels = read(where, train, download)
+    where = prepare_dataset(key, root, download)
+    images, labels = _read_cifar10(where, train) if key == "cifar10" else _read_idx(key, where, train)
     index = subset_indices(images.shape[0], size, seed)
     x = standardize(images[index])
     labels = labels[index].long()

@@ -28,23 +28,8 @@ from helpers.data import Data
 from helpers.device import resolve_device
 from helpers.engine import run_model
 from helpers.losses import LOSSES, Loss
-from helpers.phases import CONSTANTS, PHASES, critical_constants
-
-SHARPNESS_ONLY = "sharpness rise only"
-PHASE_COLOURS = {PHASES[0]: "#4c9a2a", PHASES[1]: "#e0a800", PHASES[2]: "#d9480f", SHARPNESS_ONLY: "#7950f2",
-                 PHASES[3]: "#868e96"}
-
-
-def early_phase(c: float, c_loss: float, c_sharp: float, c_max: float) -> str:
-    """The phase at constant c: the study's four when c_loss ≤ c_sharp; where a model's sharpness rises at smaller
-    c than its loss (c_sharp ≤ c < c_loss, e.g. early sharpening under cross-entropy) the phase the study does not
-    have, "sharpness rise only"."""
-    if c > c_max:
-        return PHASES[3]
-    loss_up, sharp_up = c >= c_loss, c >= c_sharp
-    if loss_up:
-        return PHASES[2] if sharp_up else PHASES[1]
-    return SHARPNESS_ONLY if sharp_up else PHASES[0]
+from helpers.phases import CONSTANTS, critical_constants, phase_of
+from helpers.plots import PHASE_COLOURS
 
 
 @dataclass(frozen=True)
@@ -99,7 +84,7 @@ class Diagnosis:
 
     def phases(self, lr: float) -> list[str]:
         """The phase of the early transient at learning rate ``lr`` for each initialization."""
-        return [early_phase(lr * row.sharpness0, row.c_loss, row.c_sharp, row.c_max)
+        return [phase_of(lr * row.sharpness0, row.c_loss, row.c_sharp, row.c_max)
                 for row in self.per_seed.itertuples()]
 
     def phase(self, lr: float) -> str:
@@ -144,7 +129,7 @@ class Diagnosis:
             edges = sorted({left, right, *[v for v in lrs if left < v < right]})
             for lo, hi in zip(edges[:-1], edges[1:]):
                 c = math.sqrt(lo * hi) * row.sharpness0
-                phase = early_phase(c, row.c_loss, row.c_sharp, row.c_max)
+                phase = phase_of(c, row.c_loss, row.c_sharp, row.c_max)
                 ax.barh(i, hi - lo, left=lo, color=PHASE_COLOURS[phase], height=0.7,
                         label=None if phase in drawn else phase)
                 drawn.add(phase)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.schema import sweep_columns
+
 PHASES = ("sharpness reduction", "loss catapult", "loss and sharpness catapult", "divergent")
+SHARPNESS_ONLY = "sharpness rise only"
+"""The phase c_sharp ≤ c < c_loss, where the sharpness rises at smaller c than the loss (the study reports c_sharp <
+c_loss for small batches, App. J; in the rich output scale, App. H.2; under cross-entropy)."""
 CONSTANTS = ("c_loss", "c_sharp", "c_max")
-MODEL_KEYS = ("arch", "depth", "width", "parameterization", "bias", "output", "output_value", "dataset", "loss_fn",
-              "batch_size", "sharpness_method", "search")
 
 
 def rises(ratios: np.ndarray | pd.Series, epsilon: float = 0.0) -> bool:
@@ -26,22 +29,20 @@ def rises(ratios: np.ndarray | pd.Series, epsilon: float = 0.0) -> bool:
     return bool(np.any(np.round(values, 2) > 1.0 + epsilon))
 
 
-def group_keys(table: pd.DataFrame) -> list[str]:
-    """The model and data columns present in ``table`` that tell sweeps apart."""
-    return [k for k in MODEL_KEYS if k in table.columns]
-
-
 def run_flags(table: pd.DataFrame, epsilon: float | None = None) -> pd.DataFrame:
-    """One row per run (…, seed, c): whether its loss rose, whether its sharpness was measured and rose, and
-    whether it diverged. ``epsilon`` defaults to the sweep's ``rise_epsilon`` column (0 without one)."""
+    """One row per run (…, seed, c): whether its loss rose, whether its sharpness was measured (at some step; at
+    every step 1 ≤ t ≤ T: ``sharp_complete``) and rose, and whether it diverged. ``epsilon`` defaults to the sweep's
+    ``rise_epsilon`` column (0 without one)."""
     rows = []
-    keys = group_keys(table) + ["seed", "c"]
+    keys = sweep_columns(table) + ["seed", "c"]
     for key, run in table.groupby(keys, dropna=False, sort=True):
         later = run[(run["step"] >= 1) & ~run["diverged"]]
         eps = epsilon if epsilon is not None else float(run["rise_epsilon"].iloc[0]) if "rise_epsilon" in run else 0.0
+        steps = int(run["steps"].iloc[0]) if "steps" in run else int(run["step"].max())
         rows.append(dict(zip(keys, key), diverged=bool(run["diverged"].any()),
                          loss_rises=rises(later["loss"] / later["loss0"]),
                          sharp_measured=bool(later["sharpness"].notna().any()),
+                         sharp_complete=int(later["sharpness"].notna().sum()) == steps,
                          sharp_rises=rises(later["sharpness"] / later["sharpness0"], eps)))
     return pd.DataFrame(rows)
 
@@ -55,7 +56,7 @@ def constants_of(flags: pd.DataFrame) -> dict:
     first = len(c) if censored else int(np.argmax(divergent))
     if first == 0:
         return dict(c_loss=np.nan, c_sharp=np.nan, c_max=np.nan, censored=False, c_loss_filled=False,
-                    c_sharp_filled=False)
+                    c_sharp_filled=False, order_observable=False)
     c_max = float(c[first - 1])
     below = flags.iloc[:first]
     out = dict(c_max=c_max, censored=censored)
@@ -63,14 +64,19 @@ def constants_of(flags: pd.DataFrame) -> dict:
         rising = below.loc[below[flag], "c"]
         out[name] = float(rising.iloc[0]) if len(rising) else c_max
         out[f"{name}_filled"] = not len(rising)
+    # c_sharp < c_loss could be seen only if every run below c_loss had its sharpness measured at every step (or rose)
+    under = below[below["c"] < out["c_loss"]]
+    out["order_observable"] = bool((under["sharp_complete"] | under["sharp_rises"]).all())
     return out
 
 
 def critical_constants(table: pd.DataFrame, epsilon: float | None = None) -> pd.DataFrame:
-    """One row per initialization (model keys, seed) with c_loss, c_sharp, c_max, whether each of the first two was
-    filled with c_max, ``censored`` (no divergence on the grid), ``ordered`` and ``order_observed``."""
+    """One row per initialization (sweep columns, seed) with c_loss, c_sharp, c_max, whether each of the first two
+    was filled with c_max, ``censored`` (no divergence on the grid), ``ordered``, ``order_observed`` (both c_loss and
+    c_sharp observed) and ``order_observable`` (every run below c_loss had its sharpness measured, so that a
+    violation c_sharp < c_loss would have been seen)."""
     flags = run_flags(table, epsilon)
-    keys = group_keys(table) + ["seed"]
+    keys = sweep_columns(table) + ["seed"]
     rows = [dict(zip(keys, key), **constants_of(runs)) for key, runs in flags.groupby(keys, dropna=False)]
     out = pd.DataFrame(rows)
     out["ordered"] = (out["c_loss"] <= out["c_sharp"]) & (out["c_sharp"] <= out["c_max"])
@@ -80,20 +86,21 @@ def critical_constants(table: pd.DataFrame, epsilon: float | None = None) -> pd.
 
 def with_initial_sharpness(constants: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """``constants`` (from :func:`critical_constants` of ``table``) with each initialization's λ^H_0, ``sharpness0``."""
-    keys = group_keys(table) + ["seed"]
+    keys = sweep_columns(table) + ["seed"]
     return constants.merge(table.groupby(keys, as_index=False, dropna=False).sharpness0.first(), on=keys)
 
 
 def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
-    """One row per run: the loss along θ₀ → θ_T, L_int(τ), read three ways.
+    """One row per run: the loss along θ₀ → θ_end, L_int(τ), read three ways.
 
-    ``barrier`` is Definition 3's U* = max_τ L_int(τ) − L(θ₀), and ``has_barrier`` says U* > ``tolerance``·L(θ₀)
-    (``tolerance``: the floating-point noise of L_int, relative) with the maximum inside the segment, where it rises
-    above both ends; a run whose only maximum is its endpoint θ_T (still above L(θ₀): a catapult in progress at step
-    T) is ``endpoint_max`` instead, reported apart. ``has_barrier_rounded`` is the two-decimal rule of the other
-    constants (max L_int/L(θ₀), rounded to two decimals, exceeds 1: a rise of at least 0.5 %).
+    ``barrier`` is Definition 3's U* = max_{τ ∈ [0, 1]} L_int(τ) − L(θ₀), the endpoint included, and
+    ``has_barrier`` says U* > ``tolerance``·L(θ₀) (``tolerance``: the floating-point noise of L_int, relative).
+    Beside it, our stricter reading: ``has_interior_barrier`` asks for a maximum inside the segment that rises above
+    both ends (a run whose maximum is its endpoint, still above L(θ₀), is a catapult in progress: ``endpoint_max``).
+    ``has_barrier_rounded`` is the two-decimal rule of the other constants (max L_int/L(θ₀), rounded to two
+    decimals, exceeds 1: a rise of at least 0.5 %).
     """
-    keys = group_keys(interpolation) + ["seed", "c"]
+    keys = sweep_columns(interpolation) + ["seed", "c"]
     rows = []
     for key, curve in interpolation.groupby(keys, dropna=False, sort=True):
         loss = curve.sort_values("tau")["loss"].to_numpy(dtype=float)
@@ -104,44 +111,52 @@ def barrier_flags(interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.Dat
         with np.errstate(divide="ignore", invalid="ignore"):  # L(θ₀) = 0: any rise is infinite, none is NaN
             ratios = loss / start
         rows.append(dict(zip(keys, key), barrier=barrier, relative_barrier=barrier / start if start else np.inf,
-                         has_barrier=bool(interior),
+                         has_barrier=barrier > floor, has_interior_barrier=bool(interior),
                          endpoint_max=bool(not interior and barrier > floor and end >= loss.max()),
                          has_barrier_rounded=rises(ratios)))
-    return pd.DataFrame(rows, columns=keys + ["barrier", "relative_barrier", "has_barrier", "endpoint_max",
-                                              "has_barrier_rounded"])
+    return pd.DataFrame(rows, columns=keys + ["barrier", "relative_barrier", "has_barrier", "has_interior_barrier",
+                                              "endpoint_max", "has_barrier_rounded"])
+
+
+BARRIER_RULES = {"c_barrier": "has_barrier", "c_barrier_interior": "has_interior_barrier",
+                 "c_barrier_rounded": "has_barrier_rounded"}
 
 
 def barrier_constants(constants: pd.DataFrame, interpolation: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
-    """Add to each initialization's constants c_barrier, the smallest c ≤ c_max whose run has an interior barrier
-    (:func:`barrier_flags`), filled with c_max when none has (``c_barrier_filled``), and ``c_barrier_rounded`` by
-    the two-decimal rule, filled the same way."""
+    """Add to each initialization's constants c_barrier (Definition 3: the smallest c ≤ c_max whose U* > 0, with
+    ``tolerance`` as in :func:`barrier_flags`), and beside it ``c_barrier_interior`` (an interior maximum above both
+    ends) and ``c_barrier_rounded`` (the two-decimal rule); each is filled with c_max where no run has one (the
+    study's fallback), flagged ``<name>_filled``."""
     flags = barrier_flags(interpolation, tolerance)
-    keys = group_keys(constants) + ["seed"]
+    keys = sweep_columns(constants) + ["seed"]
     runs = flags.merge(constants[keys + ["c_max"]], on=keys)
     runs = runs[runs["c"] <= runs["c_max"]]
     out = constants.copy()
-    for name, flag in (("c_barrier", "has_barrier"), ("c_barrier_rounded", "has_barrier_rounded")):
+    for name, flag in BARRIER_RULES.items():
         first = runs[runs[flag]].groupby(keys, dropna=False)["c"].min().rename(name).reset_index()
         out = out.drop(columns=name, errors="ignore").merge(first, on=keys, how="left")
-        if name == "c_barrier":
-            out["c_barrier_filled"] = out[name].isna() & out["c_max"].notna()
+        out[f"{name}_filled"] = out[name].isna() & out["c_max"].notna()
         out[name] = out[name].fillna(out["c_max"])
     return out
 
 
 def phase_of(c: float, c_loss: float, c_sharp: float, c_max: float) -> str:
-    """The phase of the early transient at learning-rate constant c, given one initialization's constants."""
+    """The phase of the early transient at learning-rate constant c, given one initialization's constants: the
+    study's four, and :data:`SHARPNESS_ONLY` where c_sharp ≤ c < c_loss."""
     if c > c_max:
         return PHASES[3]
-    if c < c_loss:
-        return PHASES[0]
-    return PHASES[1] if c < c_sharp else PHASES[2]
+    if c >= c_loss:
+        return PHASES[2] if c >= c_sharp else PHASES[1]
+    return SHARPNESS_ONLY if c >= c_sharp else PHASES[0]
 
 
 def average_constants(constants: pd.DataFrame, names: tuple[str, ...] = CONSTANTS, low: float = 0.25,
                       high: float = 0.75) -> pd.DataFrame:
-    """Mean and [low, high] quantiles over initializations of each constant, per model, with d/w."""
-    keys = [k for k in group_keys(constants) if k in constants.columns]
+    """Mean and [low, high] quantiles over initializations of each constant, per sweep, with d/w; beside each mean,
+    the mean over *observed* values only (``<name>_observed``, over ``<name>_n_observed`` initializations): a value
+    filled with c_max (no rise below it) or a c_max at the top of the grid (``censored``) is a lower bound, not an
+    observation."""
+    keys = sweep_columns(constants)
     rows = []
     for key, group in constants.groupby(keys, dropna=False):
         row = dict(zip(keys, key), n_init=len(group))
@@ -149,8 +164,12 @@ def average_constants(constants: pd.DataFrame, names: tuple[str, ...] = CONSTANT
             values = group[name].dropna()
             row[name] = values.mean()
             row[f"{name}_low"], row[f"{name}_high"] = values.quantile(low), values.quantile(high)
+            bound = group[f"{name}_filled"] if f"{name}_filled" in group else (
+                group["censored"] if name == "c_max" and "censored" in group else pd.Series(False, group.index))
             if f"{name}_filled" in group:
-                row[f"{name}_filled"] = float(group[f"{name}_filled"].mean())  # the share filled with c_max
+                row[f"{name}_filled"] = float(bound.mean())  # the share filled with c_max
+            observed = group.loc[~bound.astype(bool), name].dropna()
+            row[f"{name}_observed"], row[f"{name}_n_observed"] = observed.mean(), len(observed)
         rows.append(row)
     out = pd.DataFrame(rows)
     out["d_over_w"] = out["depth"] / out["width"]

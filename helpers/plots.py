@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 
-from helpers.phases import CONSTANTS, PHASES, polynomial_fit
+from helpers.phases import CONSTANTS, PHASES, SHARPNESS_ONLY, polynomial_fit
 
-PHASE_COLOURS = dict(zip(PHASES, ("#cfe3f3", "#fde3c4", "#f7c6c6", "#dddddd")))
+PHASE_COLOURS = {PHASES[0]: "#cfe3f3", SHARPNESS_ONLY: "#e3d5f7", PHASES[1]: "#fde3c4", PHASES[2]: "#f7c6c6",
+                 PHASES[3]: "#dddddd"}
+"""One colour per phase, ordered from the most stable to divergence (the book's one palette)."""
 CONSTANT_STYLE = {"c_loss": ("tab:blue", "o", r"$\langle c_{loss}\rangle$"),
                   "c_sharp": ("tab:red", "s", r"$\langle c_{sharp}\rangle$"),
                   "c_max": ("black", "^", r"$\langle c_{max}\rangle$"),
-                  "c_barrier": ("tab:green", "D", r"$\langle c_{barrier}\rangle$")}
+                  "c_barrier": ("tab:green", "D", r"$\langle c_{barrier}\rangle$"),
+                  "c_barrier_interior": ("tab:olive", "d", r"$\langle c_{barrier}^{int}\rangle$")}
 
 
 def plot_trajectories(runs: pd.DataFrame, axes: tuple[Axes, Axes], cmap: str = "viridis") -> None:
     """Normalized loss L_t/L_0 and sharpness λ^H_t/λ^H_0 against step, one line per c, coloured by c (log)."""
+    import matplotlib.pyplot as plt  # here: importing pyplot picks a backend, which a plain import of helpers must not
+
     norm = LogNorm(runs["c"].min(), max(runs["c"].max(), runs["c"].min() * 1.01))
     colours = plt.get_cmap(cmap)
     for c, run in runs.groupby("c"):

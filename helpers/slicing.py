@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from helpers.curvature import Forward, LossFunction, per_model_loss
+from helpers.stacking import Forward, LossFunction, per_model_loss
 from helpers.losses import Loss
 
 SLICE_BYTES = 8 * 2**20  # the largest activation of one slice, about the size of a core's share of the L3 cache

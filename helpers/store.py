@@ -1,28 +1,35 @@
-"""Results on disk: one CSV per unit (sweep × initialization), in a folder keyed by every parameter of the sweep.
+"""Results on disk: one folder per sweep configuration, keyed by every parameter and the numerics version
+(:mod:`helpers.schema`); one gzip-compressed CSV per table of a unit (one configuration × one initialization).
 
-A change of any parameter (or of the package version) changes the key, so a stale result is never returned.
-Writes are atomic (write a temporary file, then rename), and a unit counts as stored only once its checksum file,
-written last, matches its tables: a file truncated or corrupted later (a full disk, a copy cut short) is detected
-on load, deleted and computed again, never used.
+A unit counts as stored once its table of runs is in place. Tables are written under unique temporary names and
+renamed (the interpolated losses first, the runs last), so a reader sees a whole unit or none, two writers of one
+unit never clash, and a killed writer leaves only a temporary, deleted by the next save in its folder. gzip's own
+checksum catches a file damaged later (a full disk, a copy cut short): it is reported, deleted and computed again.
+Values measured in float32 are stored with float32's shortest exact digits and read back bit for bit.
 """
 
 from __future__ import annotations
 
-import hashlib
+import gzip
+import io
 import json
 import os
-import tempfile
 import warnings
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers import __version__
 from helpers.config import SweepConfig
-from helpers.engine import Unit
+from helpers.files import FolderNotWritable, check_writable, remove_stale_temporaries, write_bytes, write_text
 from helpers.paths import configured_folder
+from helpers.schema import FLOAT32_COLUMNS, INTERPOLATION_COLUMNS, NUMERICS_VERSION, Unit, sweep_key
 
 RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
+DAMAGED = (OSError, EOFError, zlib.error, ValueError, pd.errors.ParserError)
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
@@ -31,25 +38,29 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def config_key(config: SweepConfig) -> str:
-    """A hash of every parameter that determines the numbers, and of the package version."""
-    blob = json.dumps({"config": config.key_dict(), "version": __version__}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """The sweep key of ``config`` (:func:`helpers.schema.sweep_key`)."""
+    return sweep_key(config)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def _encode(table: pd.DataFrame) -> bytes:
+    """A table as gzip-compressed CSV, float32 measurements with float32's digits, ``lr`` left out (it is c/λ^H_0)."""
+    table = table.drop(columns="lr", errors="ignore")
+    table = table.astype({name: np.float32 for name in FLOAT32_COLUMNS if name in table.columns})
+    return gzip.compress(table.to_csv(index=False).encode(), mtime=0)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _decode(blob: bytes) -> pd.DataFrame:
+    table = pd.read_csv(io.BytesIO(gzip.decompress(blob)))
+    for name in FLOAT32_COLUMNS:
+        if name in table.columns:
+            table[name] = table[name].astype(np.float32).astype(np.float64)
+    if {"c", "sharpness0"} <= set(table.columns) and "lr" not in table.columns:
+        table.insert(2, "lr", table["c"] / table["sharpness0"])
+    return table
 
 
 class ResultsStore:
-    """Units of a sweep stored under ``root``, one folder per sweep configuration."""
+    """Units of sweeps stored under ``root``, one folder per sweep configuration."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = results_root(root)
@@ -59,64 +70,73 @@ class ResultsStore:
         m = config.model
         value = "" if m.output_value is None else f"{m.output_value:g}"
         name = (f"{m.arch}-d{m.depth}-w{m.width}-{m.parameterization}-{m.output}{value}-{config.loss}-"
-                f"{config.dataset}-{config_key(config)}")
+                f"{config.dataset}-{sweep_key(config)}")
         return self.root / name
 
     def unit_path(self, config: SweepConfig, seed: int) -> Path:
-        """The unit's table of runs."""
-        return self.folder(config) / f"seed-{seed}.csv"
+        """The unit's table of runs (its presence marks the unit as stored)."""
+        return self.folder(config) / f"seed-{seed}.csv.gz"
 
     def interpolation_path(self, config: SweepConfig, seed: int) -> Path:
-        return self.folder(config) / f"seed-{seed}.interpolation.csv"
+        """The unit's table of interpolated losses (only for sweeps that measure them)."""
+        return self.folder(config) / f"seed-{seed}.interpolation.csv.gz"
 
-    def checksum_path(self, config: SweepConfig, seed: int) -> Path:
-        """The SHA-256 of the unit's tables, written after them: its presence marks the unit as complete."""
-        return self.folder(config) / f"seed-{seed}.sha256"
+    def check_writable(self) -> None:
+        """Raise one clear :class:`~helpers.files.FolderNotWritable` line, before any work, when the store cannot
+        take results."""
+        check_writable(self.root, f"point ${RESULTS_ENV_VAR} (or --results) at a writable folder with free space")
 
-    def _tables(self, config: SweepConfig, seed: int) -> list[Path]:
-        return [self.unit_path(config, seed), self.interpolation_path(config, seed)]
+    def _read(self, config: SweepConfig, seed: int) -> Unit | None:
+        path, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
+        if not path.exists():
+            return None
+        try:
+            runs = _decode(path.read_bytes())
+            interpolation = (_decode(extra.read_bytes()) if config.interpolation_points else
+                             pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
+        except DAMAGED as err:
+            warnings.warn(f"{path} is damaged ({type(err).__name__}); it will be computed again", RuntimeWarning,
+                          stacklevel=3)
+            self.discard(config, seed)
+            return None
+        return Unit(runs, interpolation)
 
     def is_stored(self, config: SweepConfig, seed: int) -> bool:
-        """Whether the unit is complete and intact; a damaged one (tables that do not match the checksums written
-        with them) is reported with a warning and deleted, so that it is computed again."""
-        checksums = self.checksum_path(config, seed)
-        try:
-            expected = json.loads(checksums.read_text()) if checksums.exists() else None
-        except ValueError:
-            expected = {}
-        if expected is not None and expected == {p.name: _digest(p) for p in self._tables(config, seed) if p.exists()}:
-            return True
-        if self.unit_path(config, seed).exists():
-            warnings.warn(f"{self.unit_path(config, seed)} is incomplete or corrupt (checksum mismatch); it will be "
-                          "computed again", RuntimeWarning, stacklevel=2)
-            self.discard(config, seed)
-        return False
+        """Whether the unit is stored and intact; a damaged one is reported with a warning and deleted, so that it is
+        computed again."""
+        return self._read(config, seed) is not None
 
     def load(self, config: SweepConfig, seed: int) -> Unit | None:
         """The stored unit, or None when it has not been computed or was damaged (see :meth:`is_stored`)."""
-        if not self.is_stored(config, seed):
-            return None
-        path, extra = self._tables(config, seed)
-        interpolation = pd.read_csv(extra) if extra.exists() else pd.DataFrame(columns=["seed", "c", "tau", "loss"])
-        return Unit(pd.read_csv(path), interpolation)
+        return self._read(config, seed)
 
     def discard(self, config: SweepConfig, seed: int) -> None:
         """Delete a unit's files."""
-        for p in [*self._tables(config, seed), self.checksum_path(config, seed)]:
-            p.unlink(missing_ok=True)
+        for path in (self.interpolation_path(config, seed), self.unit_path(config, seed)):
+            path.unlink(missing_ok=True)
 
     def save(self, config: SweepConfig, seed: int, unit: Unit) -> Path:
-        """Store one unit atomically (interpolation, runs, then their checksums), with ``config.json`` beside it."""
+        """Store one unit (the interpolated losses, then the runs), with ``config.json`` beside it."""
         folder = self.folder(config)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = folder / "config.json"
-        if not meta.exists():
-            _atomic_write(meta, json.dumps({"config": config.key_dict(), "version": __version__}, indent=1,
-                                           default=str))
-        path, extra = self._tables(config, seed)
-        if len(unit.interpolation):
-            _atomic_write(extra, unit.interpolation.to_csv(index=False))
-        _atomic_write(path, unit.runs.to_csv(index=False))
-        written = {p.name: _digest(p) for p in (path, extra) if p.exists()}
-        _atomic_write(self.checksum_path(config, seed), json.dumps(written, indent=1))
-        return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder)
+            meta = folder / "config.json"
+            if not meta.exists():
+                write_text(meta, json.dumps({"config": config.key_dict(), "numerics": NUMERICS_VERSION,
+                                             "written_by": __version__}, indent=1, default=str))
+            if config.interpolation_points:
+                write_bytes(self.interpolation_path(config, seed), _encode(unit.interpolation))
+            write_bytes(self.unit_path(config, seed), _encode(unit.runs))
+        except FolderNotWritable as err:
+            raise FolderNotWritable(err.errno, f"{err}; point ${RESULTS_ENV_VAR} (or --results) at a writable "
+                                               "folder with free space") from None
+        return self.unit_path(config, seed)
+
+    def stored_units(self) -> Iterator[tuple[dict, int, Path]]:
+        """Every unit in the store: (the ``config.json`` of its folder, seed, path of its runs)."""
+        for meta in sorted(self.root.glob("*/config.json")):
+            description = json.loads(meta.read_text())
+            for path in sorted(meta.parent.glob("seed-*.csv.gz")):
+                if not path.name.endswith(".interpolation.csv.gz"):
+                    yield description, int(path.name.split("-")[1].split(".")[0]), path

@@ -7,39 +7,28 @@ interrupted sweep resumes where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pandas as pd
 import torch
 
 from helpers.backends import Backend, Serial, get_backend
 from helpers.config import SweepConfig
-from helpers.engine import Unit, compute_unit, load_sweep_data
+from helpers.data import prepare_dataset
+from helpers.engine import compute_unit, load_sweep_data
+from helpers.schema import Unit, with_parameters
 from helpers.store import ResultsStore
-
-# Column name → sweep parameter; the loss and sharpness *methods* get names apart from the measured values.
-PARAMETER_COLUMNS = {"arch": "arch", "depth": "depth", "width": "width", "parameterization": "parameterization",
-                     "bias": "bias", "output": "output", "output_value": "output_value", "dataset": "dataset",
-                     "loss_fn": "loss", "n_train": "n_train", "n_sharpness": "n_sharpness",
-                     "batch_size": "batch_size", "steps": "steps", "sharpness_method": "sharpness", "search": "search",
-                     "rise_epsilon": "rise_epsilon"}
-
 
 class SweepFailed(RuntimeError):
     """Some units raised on a backend; the others are stored."""
-
-
-def with_parameters(table: pd.DataFrame, config: SweepConfig) -> pd.DataFrame:
-    """Add a column for every parameter of the sweep (constant within one sweep)."""
-    values = {**asdict(config.model), **asdict(config)}
-    return table.assign(**{column: values[name] for column, name in PARAMETER_COLUMNS.items()})
 
 
 def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Backend) -> int:
     """Have ``backend`` compute every unit of ``configs`` not yet in ``store`` (once, however many configurations
     name it: configurations that differ only in their seeds share units); return how many it computed.
 
-    Raises :class:`SweepFailed` listing the units that failed (the others are stored).
+    Before any unit starts, the store must take files and every dataset the units need is made ready here, once
+    (:func:`~helpers.data.prepare_dataset`), so that a read-only or full folder or missing data is one clear error
+    in this process, not one per worker. Raises :class:`SweepFailed` listing the units that failed (the others are
+    stored).
     """
     missing, named = [], set()
     for config in configs:
@@ -48,6 +37,10 @@ def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Ba
             if path not in named and not store.is_stored(config, seed):
                 missing.append((config, seed))
             named.add(path)
+    if missing:
+        store.check_writable()
+        for dataset in sorted({config.dataset for config, _ in missing}):
+            prepare_dataset(dataset)
     failures = backend.compute(missing, store) if missing else []
     if failures:
         lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)

@@ -111,7 +111,8 @@ def uv_critical_constants(width: int, c_values: np.ndarray, n_init: int, steps: 
             flags = pd.DataFrame(dict(
                 c=np.asarray(c_values, float), diverged=diverged[i],
                 loss_rises=[rises(loss[i, j, 1:] / loss[i, j, 0]) for j in range(len(c_values))],
-                sharp_rises=[rises(sharp[i, j, 1:] / sharp[i, j, 0], epsilon) for j in range(len(c_values))]))
+                sharp_rises=[rises(sharp[i, j, 1:] / sharp[i, j, 0], epsilon) for j in range(len(c_values))],
+                sharp_complete=True))  # the closed form gives every step's sharpness
             rows.append(dict(width=width, measure=measure, init=i, **constants_of(flags)))
     return pd.DataFrame(rows)
 

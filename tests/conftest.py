@@ -73,3 +73,15 @@ def preset_data_root(tmp_path_factory) -> Path:
                                             size=4000)
     (root / "text" / "fortunes").write_text("\n%\n".join(" ".join(words[i : i + 12]) for i in range(0, 4000, 12)))
     return root
+
+
+@pytest.fixture
+def tiny_config(tiny_mnist, monkeypatch):
+    """A seconds-sized sweep on the tiny MNIST files: FCN depth 2, width 4, 40 examples, λ^H on 16, 3 steps."""
+    from helpers.build import ModelSpec
+    from helpers.config import SweepConfig
+
+    root, _ = tiny_mnist
+    monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(root))
+    return SweepConfig(model=ModelSpec("fcn", 2, 4), dataset="mnist", n_train=40, n_sharpness=16, batch_size=8,
+                       steps=3, c_values=(1.0, 2.0), seeds=(0,), lanczos_tol=1e-6)

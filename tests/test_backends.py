@@ -54,7 +54,7 @@ def test_dask_sweep_equals_the_serial_sweep_bit_for_bit(client, tmp_path):
     local = run_sweep(CONFIG, store=ResultsStore(tmp_path / "local"), device="cpu")
     remote = run_sweep(CONFIG, store=ResultsStore(tmp_path / "remote"), backend=Dask(client))
     pd.testing.assert_frame_equal(local, remote, check_exact=True)
-    assert len(list((tmp_path / "remote").glob("*/seed-*.csv"))) == len(CONFIG.seeds)
+    assert len(list((tmp_path / "remote").glob("*/seed-*[0-9].csv.gz"))) == len(CONFIG.seeds)
 
 
 def test_process_pool_sweep_equals_the_serial_sweep_bit_for_bit(tmp_path):
@@ -128,7 +128,7 @@ def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
     run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "03_phase_diagrams", "smoke", "--results",
                           str(results)], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
-    stored = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv")}
+    stored = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv.gz")}
     parameters = chapter_parameters("03_phase_diagrams", "smoke")
     expected = {ResultsStore(results).unit_path(c, s) for c in unique_configs(phase_diagram_sweeps(parameters))
                 for s in c.seeds}
@@ -136,7 +136,7 @@ def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
     monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(results))
     papermill.execute_notebook(str(BOOK / "03_phase_diagrams.ipynb"), str(tmp_path / "out.ipynb"),
                                parameters=dict(parameters), cwd=str(BOOK), progress_bar=False)
-    after = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv")}
+    after = {p: p.stat().st_mtime_ns for p in results.rglob("*.csv.gz")}
     assert after == stored, "the chapter recomputed units that the command line had stored"
 
 
@@ -151,7 +151,7 @@ def test_command_line_sweeps_every_chapter_in_one_pool(tmp_path):
     one = {store.unit_path(c, s) for c in unique_configs(phase_diagram_sweeps(chapter_parameters(
         "03_phase_diagrams", "smoke"))) for s in c.seeds}
     assert one < expected
-    runs = {p for p in results.rglob("seed-*.csv") if not p.name.endswith(".interpolation.csv")}
+    runs = {p for p in results.rglob("seed-*.csv.gz") if not p.name.endswith(".interpolation.csv.gz")}
     assert runs == expected, "'sweep all' and the chapters disagree on the units"
     assert f"done: {len(expected)} unit(s) computed" in run.stdout
     run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "all", "cross_entropy", "--results",

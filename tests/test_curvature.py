@@ -18,9 +18,9 @@ from helpers.curvature import (
     lanczos,
     model_loss,
     power_iteration,
-    stacked_loss,
 )
 from helpers.losses import cross_entropy, mse
+from helpers.stacking import stacked_loss
 
 
 def _problem(seed: int = 0, n: int = 48, width: int = 6, depth: int = 3, loss=mse):

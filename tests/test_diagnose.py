@@ -152,13 +152,3 @@ def test_bad_input_gets_clear_errors():
         diagnose(nn.Sequential(nn.Linear(6, 4), nn.Dropout(0.1), nn.Linear(4, 3)), x, y)
     with pytest.raises(ValueError, match="seeds is empty"):
         diagnose(lambda: _tiny(), x, y, seeds=())
-
-
-def test_early_phase_is_the_studys_when_ordered_and_names_the_other_case():
-    from helpers.diagnose import SHARPNESS_ONLY, early_phase
-    from helpers.phases import phase_of
-
-    for c in (0.5, 2.0, 3.0, 5.0, 9.0):
-        assert early_phase(c, 2.0, 4.0, 8.0) == phase_of(c, 2.0, 4.0, 8.0)
-    assert early_phase(1.5, 2.0, 1.0, 8.0) == SHARPNESS_ONLY
-    assert early_phase(3.0, 2.0, 1.0, 8.0) == "loss and sharpness catapult"

@@ -1,27 +1,21 @@
-"""The early-training engine: one step by hand, divergence, the grid scan, stacking, the store, bad input."""
+"""The early-training engine: one step by hand, full-batch gradient descent, divergence, stacking, the exact
+searches (against the full scan on every rise pattern), the interpolation endpoint after the transient."""
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import pandas as pd
 import pytest
 import torch
 
-from helpers import backends as backends_module
-from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig, c_grid, refined_grid
+from helpers.build import build_model
+from helpers.config import SweepConfig, c_grid
 from helpers.curvature import exact_hessian, model_loss
-from helpers.engine import _diverged, batch_order, bracket_sharpness, load_sweep_data, run_unit
+from helpers.engine import batch_order, diverged, load_sweep_data, run_unit, walk_grid
 from helpers.losses import mse
-from helpers.store import ResultsStore, config_key
-from helpers.sweep import run_sweep
-
-
-@pytest.fixture
-def tiny_config(tiny_mnist, monkeypatch) -> SweepConfig:
-    root, _ = tiny_mnist
-    monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(root))
-    return SweepConfig(model=ModelSpec("fcn", 2, 4), dataset="mnist", n_train=40, n_sharpness=16, batch_size=8,
-                       steps=3, c_values=(1.0, 2.0), seeds=(0,), lanczos_tol=1e-6)
+from helpers.phases import critical_constants
 
 
 def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
@@ -49,6 +43,24 @@ def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):
                                                rel=1e-4)
 
 
+def test_a_batch_of_the_whole_subset_is_full_batch_gradient_descent(tiny_config):
+    config = tiny_config.updated(batch_size=40, steps=3, c_values=[1.0], search="scan")
+    data = load_sweep_data(config, "cpu")
+    table = run_unit(config, 0, data, "cpu").runs
+    assert config.full_batch and all(torch.equal(b, torch.arange(40)) for b in batch_order(40, 40, 3, seed=5))
+    model = build_model(config.model, (1, 28, 28), seed=0, device="cpu")
+    lr = 1.0 / table.sharpness0.iloc[0]
+    for step in range(1, 4):
+        loss = mse(model(data.x), data.y)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        row = table[table.step == step].iloc[0]
+        assert row.batch_loss == pytest.approx(loss.item(), rel=1e-5)  # the step's batch is the whole subset
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads):
+                p -= lr * g
+        assert row.loss == pytest.approx(mse(model(data.x), data.y).item(), rel=1e-5)
+
+
 def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny_config):
     config = tiny_config.updated(c_values=[1.0, 2.0, 1e6, 2e6], seeds=[0])
     table = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu").runs
@@ -56,7 +68,7 @@ def test_divergence_is_detected_and_the_grid_stops_at_the_first_divergent_c(tiny
     blown = table[table["c"] == 1e6]
     assert blown["diverged"].sum() == 1 and blown["step"].max() == blown.loc[blown["diverged"], "step"].iloc[0]
     assert not table.loc[table["c"] < 1e6, "diverged"].any()
-    verdict = _diverged(torch.tensor([float("nan"), float("inf"), 2e5, 1.0]), 1e5)
+    verdict = diverged(torch.tensor([float("nan"), float("inf"), 2e5, 1.0]), 1e5)
     assert verdict.tolist() == [True, True, True, False]
 
 
@@ -64,8 +76,7 @@ def test_stacked_runs_equal_runs_one_at_a_time(tiny_config):
     config = tiny_config.updated(c_values=[1.0, 2.0, 3.0], seeds=[0], stack=1, search="scan")
     data = load_sweep_data(config, "cpu")
     looped = run_unit(config, 0, data, "cpu").runs
-    stacked = run_unit(config.updated(stack=3), 0, data,
-                       "cpu").runs
+    stacked = run_unit(config.updated(stack=3), 0, data, "cpu").runs
     assert len(looped) == len(stacked)
     for column in ("loss", "batch_loss", "sharpness"):
         assert stacked[column].to_numpy() == pytest.approx(looped[column].to_numpy(), rel=1e-4, nan_ok=True)
@@ -76,99 +87,122 @@ def test_batch_order_is_seeded_and_covers_each_epoch():
     assert len(order) == 6 and all(len(b) == 5 for b in order)
     assert sorted(torch.cat(order[:4]).tolist()) == list(range(20))
     assert all(torch.equal(a, b) for a, b in zip(order, batch_order(20, 5, 6, seed=1)))
+    assert all(torch.equal(a, b) for a, b in zip(order, batch_order(20, 5, 9, seed=1)))  # a longer order extends it
     with pytest.raises(ValueError, match="batch_size=30 is larger"):
         batch_order(20, 30, 1, seed=0)
 
 
-def _counting(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    real = backends_module.compute_unit
+# The searches on synthetic runs: any pattern of rises, through the real grid walk.
 
-    def counted(config, seed, *args, **kwargs):
-        calls.append(seed)
-        return real(config, seed, *args, **kwargs)
+def synthetic_train(loss_flags: str, sharp_flags: str, diverge_at: int | None, steps: int = 3):
+    """A ``train(chunk, policy)`` for :func:`walk_grid` over c = 1, 2, …: run i's loss (sharpness) rises at step 2
+    when ``loss_flags[i]`` (``sharp_flags[i]``) is "1"; run ``diverge_at`` diverges at its last step. It honours the
+    policy's sharpness measurement and logs every run whose sharpness it measured."""
+    measured: list[float] = []
 
-    monkeypatch.setattr(backends_module, "compute_unit", counted)
-    return calls
+    def train(chunk, policy):
+        records = []
+        for c in chunk:
+            i = int(c) - 1
+            rises_loss, rises_sharp = loss_flags[i] == "1", sharp_flags[i] == "1"
+            for t in range(steps + 1):
+                sharp = 1.5 if rises_sharp and t == 2 else 0.5
+                if policy.sharpness == "never" and t >= 1:
+                    sharp = math.nan
+                if policy.sharpness == "until risen" and t > 2 and rises_sharp:
+                    sharp = math.nan  # risen: no longer measured
+                records.append(dict(seed=0, c=c, step=t, loss=1.5 if rises_loss and t == 2 else 0.5, loss0=0.5,
+                                    batch_loss=0.5, sharpness=1.0 if t == 0 else sharp, sharpness0=1.0,
+                                    diverged=i == diverge_at and t == steps, products=1, converged=True))
+            if policy.sharpness != "never":
+                measured.append(c)
+        return records, []
 
-
-def test_store_returns_stored_results_and_recomputes_on_any_change(tiny_config, tmp_path, monkeypatch):
-    store = ResultsStore(tmp_path / "results")
-    calls = _counting(monkeypatch)
-    first = run_sweep(tiny_config, store=store, device="cpu")
-    assert calls == [0]
-    again = run_sweep(tiny_config, store=store, device="cpu")
-    assert calls == [0]
-    pd.testing.assert_frame_equal(first, again)
-    assert {"depth", "width", "loss_fn", "device", "version", "n_sharpness"} <= set(first.columns)
-    assert first["loss"].dtype == float and (first["loss_fn"] == "mse").all()
-    for change in ({"width": 5}, {"batch_size": 4}, {"lanczos_tol": 1e-5}, {"c_values": [1.0, 2.5]}):
-        changed = tiny_config.updated(seeds=[0], **change)
-        assert config_key(changed) != config_key(tiny_config)
-        run_sweep(changed, store=store, device="cpu")
-    assert calls == [0, 0, 0, 0, 0]
-
-
-def test_an_interrupted_sweep_resumes_from_what_finished(tiny_config, tmp_path, monkeypatch):
-    store = ResultsStore(tmp_path / "results")
-    config = tiny_config.updated(seeds=[0, 1, 2])
-    real = backends_module.compute_unit
-
-    def interrupted(config, seed, *args, **kwargs):
-        if seed == 1:
-            raise KeyboardInterrupt
-        return real(config, seed, *args, **kwargs)
-
-    monkeypatch.setattr(backends_module, "compute_unit", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(config, store=store, device="cpu")
-    assert store.load(config, 0) is not None and store.load(config, 1) is None
-    monkeypatch.setattr(backends_module, "compute_unit", real)
-    calls = _counting(monkeypatch)
-    table = run_sweep(config, store=store, device="cpu")
-    assert calls == [1, 2]
-    assert sorted(table["seed"].unique()) == [0, 1, 2]
+    return train, measured
 
 
-@pytest.mark.parametrize("change,match", [
-    ({"arch": "transformer"}, "unknown architecture"),
-    ({"dataset": "imagenet"}, "unknown dataset"),
-    ({"width": 0}, "width must be a positive integer"),
-    ({"depth": -2}, "depth must be a positive integer"),
-    ({"steps": 0}, "steps must be a positive integer"),
-    ({"c_values": []}, "c_values is empty"),
-    ({"c_values": [1.0, 2.0, 2.0]}, "strictly increasing"),
-    ({"c_values": [2.0, 1.0]}, "strictly increasing"),
-    ({"c_values": [-1.0, 1.0]}, "positive and finite"),
-    ({"n_sharpness": 4096, "n_train": 2048}, "sharpness subset"),
-    ({"n_train": 70000}, "larger than the fashion-mnist training set"),
-    ({"loss": "hinge"}, "unknown loss"),
-    ({"sharpness": "exact"}, "sharpness must be one of"),
-    ({"seeds": []}, "seeds must be"),
-    ({"widht": 3}, "unknown sweep parameters"),
+def constants_of_records(records: list[dict]) -> pd.Series:
+    return critical_constants(pd.DataFrame(records).assign(depth=1, width=1)).iloc[0]
+
+
+def definition_1(flags: str, diverge_at: int | None) -> float:
+    """c_sharp by Definition 1: the smallest c below the first divergence whose sharpness rose (c_max if none)."""
+    below = flags if diverge_at is None else flags[:diverge_at]
+    return float(below.index("1") + 1) if "1" in below else float(len(below))
+
+
+@pytest.mark.parametrize("size", [1, 3, 16])
+@pytest.mark.parametrize("sharp_flags, loss_flags", [
+    ("0100000111", "0000011111"),  # a rise below c_loss that a bracket from c_loss never visits: the 2nd c
+    ("1100000000", "0000011111"),  # only runs below c_loss rise
+    ("0000100000", "0000000011"),  # a single isolated rise
+    ("0000000000", "0000011111"),  # none rises: filled with c_max
 ])
-def test_bad_input_is_one_clear_error_before_any_work(change, match):
-    with pytest.raises(ValueError, match=match):
-        SweepConfig.from_dict({"c_values": [1.0, 2.0], **change})
+def test_first_rise_finds_definition_1s_c_sharp_on_non_monotone_rises(size, sharp_flags, loss_flags):
+    config = SweepConfig(c_values=tuple(float(i) for i in range(1, 11)))
+    for search in ("first-rise", "scan"):
+        train, _ = synthetic_train(loss_flags, sharp_flags, diverge_at=None)
+        records, _ = walk_grid(config.updated(search=search), train, size)
+        found = constants_of_records(records)
+        assert found.c_sharp == definition_1(sharp_flags, None), (search, size)
+        assert found.c_loss == float(loss_flags.index("1") + 1)
 
 
-def test_c_grid_is_powers_of_two():
-    grid = c_grid(x_max=1.0, x_step=0.5)
-    assert grid == (1.0, round(2**0.5, 6), 2.0)
-    assert len(c_grid()) == 61 and c_grid()[-1] == 64.0
-    with pytest.raises(ValueError):
-        c_grid(x_step=0)
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_first_rise_equals_the_full_scan_on_every_rise_pattern(size):
+    n = 7
+    config = SweepConfig(c_values=tuple(float(i) for i in range(1, n + 1)))
+    for bits in itertools.product("01", repeat=n):
+        sharp_flags = "".join(bits)
+        for loss_flags, diverge_at in (("0011111", None), ("0111111", 5), ("0000000", 3)):
+            train, measured = synthetic_train(loss_flags, sharp_flags, diverge_at)
+            fast, _ = walk_grid(config, train, size)
+            scan, _ = walk_grid(config.updated(search="scan"), synthetic_train(loss_flags, sharp_flags, diverge_at)[0],
+                                size)
+            a, b = constants_of_records(fast), constants_of_records(scan)
+            assert (a.c_loss, a.c_sharp, a.c_max) == (b.c_loss, b.c_sharp, b.c_max)
+            assert a.c_sharp == definition_1(sharp_flags, diverge_at)
+            # the search is a shortcut: no run is measured beyond the chunk that settles c_sharp
+            settled = a.c_sharp if not a.c_sharp_filled else a.c_max
+            assert max(measured) <= (math.ceil(settled / size) * size if size > 1 else settled) or a.c_sharp_filled
 
 
-def test_refined_grid_is_fine_up_to_its_edge_and_coarse_above():
-    import numpy as np
+def test_first_rise_gives_the_scans_constants_on_a_real_network(tiny_config):
+    config = tiny_config.updated(c_values=list(c_grid(6.0, 0.25)), seeds=[0, 1, 2, 3], width=8)
+    data = load_sweep_data(config, "cpu")
+    for seed in config.seeds:
+        scan = run_unit(config.updated(search="scan"), seed, data, "cpu").runs.assign(seed=seed)
+        fast = run_unit(config, seed, data, "cpu").runs.assign(seed=seed)
+        # the same training: equal minibatch losses everywhere, equal L_t and λ^H_t wherever the search computed them
+        # to convergence; where Lanczos stopped at a risen lower bound, that bound lies below the scan's value
+        pd.testing.assert_series_equal(scan.batch_loss, fast.batch_loss, check_exact=True)
+        computed = fast.loss.notna() & (fast.step >= 1)
+        pd.testing.assert_series_equal(scan.loss[computed], fast.loss[computed], check_exact=True)
+        measured = fast.sharpness.notna() & (fast.step >= 1)
+        converged = measured & fast.converged
+        pd.testing.assert_series_equal(scan.sharpness[converged], fast.sharpness[converged], check_exact=True)
+        bounds = measured & ~fast.converged
+        assert (fast.sharpness[bounds] <= scan.sharpness[bounds] * (1 + 1e-6)).all()
+        k_scan, k_fast = critical_constants(scan).iloc[0], critical_constants(fast).iloc[0]
+        assert (k_scan.c_loss, k_scan.c_sharp, k_scan.c_max) == (k_fast.c_loss, k_fast.c_sharp, k_fast.c_max)
+        # every run below c_sharp measured at every step; the runs above it, none
+        later = fast[fast.step >= 1]
+        assert later[later.c < k_fast.c_sharp].sharpness.notna().all()
+        assert later[later.c > k_fast.c_sharp].sharpness.isna().all() or k_fast.c_sharp_filled
+        # L_t at every step below c_loss, at every run's last step
+        assert later[later.c < k_scan.c_loss].loss.notna().all()
+        assert fast.groupby("c").tail(1).loss.notna().all()
+        assert later.products.sum() < scan[scan.step >= 1].products.sum() or k_fast.c_sharp_filled
 
-    grid = refined_grid(x_max=3.0, x_step=0.5, fine_x_max=1.0, fine_step=0.25)
-    x = np.log2(grid)
-    assert np.allclose(x, [0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0], atol=1e-6)
-    assert refined_grid(2.0, 0.1, 2.0, 0.1) == c_grid(2.0, 0.1)
-    assert refined_grid(2.0, 0.5, 0.0, 1.0) == c_grid(2.0, 0.5)
 
+def test_bad_search_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="search must be one of"):
+        SweepConfig.from_dict({"search": "bisect"})
+    with pytest.raises(ValueError, match="use search='scan'"):
+        SweepConfig.from_dict({"search": "first-rise", "measure_at": [0, 1]})
+
+
+# The interpolated loss L_int(τ) = L((1 − τ)θ₀ + τθ_end).
 
 def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
     config = tiny_config.updated(seeds=[0], interpolation_points=11)
@@ -180,169 +214,30 @@ def test_interpolated_loss_ends_at_the_endpoint_losses(tiny_config):
         assert curve.loss.iloc[-1] == pytest.approx(run[run.step == config.steps].loss.iloc[0], rel=1e-5)
 
 
-def test_barrier_absent_on_a_convex_problem_and_present_on_a_double_well():
-    from helpers.data import Data
-    from helpers.engine import interpolate
-    from helpers.phases import barrier_flags
-
-    def forward(theta, x):
-        return theta[0].view(-1, 1, 1).expand(-1, x.shape[0], 1)
-
-    data = Data(torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4), "crafted")
-    convex = lambda f, y: ((f - 1) ** 2).mean()
-    double_well = lambda f, y: ((f**2 - 1) ** 2).mean()
-    rows = []
-    for name, loss, start, end in (("convex", convex, -0.5, 2.0), ("double well", double_well, -1.0, 1.0)):
-        taus, values = interpolate(loss, forward, [torch.tensor([start])], [torch.tensor([end])], data, 101)
-        assert values[0, 0].item() == pytest.approx(loss(torch.tensor(start), None).item())
-        c = 1.0 if name == "convex" else 2.0
-        rows += [dict(seed=0, c=c, tau=t, loss=float(v)) for t, v in zip(taus, values[0])]
-    flags = barrier_flags(pd.DataFrame(rows))
-    assert flags.has_barrier.tolist() == [False, True]
-    assert flags.barrier.iloc[0] <= 0 and flags.barrier.iloc[1] == pytest.approx(1.0, abs=1e-6)
-
-
-def test_updated_routes_model_fields_and_rejects_unknown_names(tiny_config):
-    changed = tiny_config.updated(width=9, seeds=[3, 4], c_values=[1.0, 4.0])
-    assert changed.model.width == 9 and changed.seeds == (3, 4) and changed.c_values == (1.0, 4.0)
-    assert changed.model.depth == tiny_config.model.depth and changed.n_train == tiny_config.n_train
-    with pytest.raises(ValueError, match="unknown sweep parameters.*'widht'"):
-        tiny_config.updated(widht=9)
-
-
-def test_a_truncated_unit_is_detected_and_computed_again(tiny_config, tmp_path, monkeypatch):
-    store = ResultsStore(tmp_path / "results")
-    calls = _counting(monkeypatch)
-    first = run_sweep(tiny_config, store=store, device="cpu")
-    path = store.unit_path(tiny_config, 0)
-    text = path.read_text()
-    path.write_text(text[: len(text) // 2])  # a process killed mid-copy, a full disk
-    with pytest.warns(RuntimeWarning, match="corrupt"):
-        again = run_sweep(tiny_config, store=store, device="cpu")
-    assert calls == [0, 0]
-    pd.testing.assert_frame_equal(first, again)
-    store.checksum_path(tiny_config, 0).write_text("{not json")
-    with pytest.warns(RuntimeWarning, match="corrupt"):
-        assert store.load(tiny_config, 0) is None
-    assert not path.exists()
-    run_sweep(tiny_config, store=store, device="cpu")
-    assert calls == [0, 0, 0]
-
-
-def test_the_bisect_search_finds_the_full_scans_constants(tiny_config):
-    from helpers.phases import critical_constants, run_flags
-
-    config = tiny_config.updated(c_values=list(c_grid(6.0, 0.25)), seeds=[0, 1, 2, 3], width=8)
+def test_the_endpoint_after_the_transient_is_where_the_loss_stays_below_its_start(tiny_config):
+    cap = 12
+    config = tiny_config.updated(c_values=list(c_grid(5.0, 0.5)), seeds=[0], interpolation_points=3, transient_cap=cap,
+                                 search="scan")
     data = load_sweep_data(config, "cpu")
-    monotone = 0
-    for seed in config.seeds:
-        scan = run_unit(config.updated(search="scan"), seed, data, "cpu").runs.assign(seed=seed)
-        bisect = run_unit(config, seed, data, "cpu").runs.assign(seed=seed)
-        # the same training: equal minibatch losses everywhere, equal L_t wherever the bisect search computed it
-        pd.testing.assert_series_equal(scan.batch_loss, bisect.batch_loss, check_exact=True)
-        computed = bisect.loss.notna()
-        pd.testing.assert_series_equal(scan.loss[computed], bisect.loss[computed], check_exact=True)
-        k_scan, k_bisect = critical_constants(scan).iloc[0], critical_constants(bisect).iloc[0]
-        assert (k_scan.c_loss, k_scan.c_max) == (k_bisect.c_loss, k_bisect.c_max)
-        # c_sharp: a bracket finds a c where the scan's "sharpness rose" switches from no to yes (the smallest such c
-        # when the switch happens once); with the sharpness at the bracketed runs the same as the scan's
-        flags = run_flags(scan)
-        flags = flags[flags.c <= k_scan.c_max]
-        rose = dict(zip(flags.c, flags.sharp_rises))
-        if k_bisect.c_sharp_filled:  # no visited run rose, the last below the divergence among them
-            assert not rose[k_bisect.c_max]
-        else:
-            below = [c for c in rose if c < k_bisect.c_sharp]
-            assert rose[k_bisect.c_sharp] and (not below or not rose[below[-1]])
-        if list(rose.values()) == sorted(rose.values()):  # monotone in c: no run rises below one that does not
-            assert k_bisect.c_sharp == k_scan.c_sharp
-            monotone += 1
-        # L_t is skipped only where c_loss is decided: every run below c_loss has it at every step, the run at
-        # c_loss until it rose, every run at its last step (whether θ_T diverged); later runs skip the rest
-        assert bisect[bisect.c < k_scan.c_loss].loss.notna().all()
-        assert bisect[bisect.c == k_scan.c_loss].loss.notna().iloc[:2].all()
-        assert bisect.groupby("c").tail(1).loss.notna().all()
-        assert k_scan.c_loss_filled or not computed[bisect.c > k_scan.c_loss].all()
-        measured = bisect[bisect.step >= 1].groupby("c").sharpness.apply(lambda s: s.notna().any())
-        assert 0 < measured.sum() < len(measured), "the bracket measures some runs, not all"
-        assert bisect[bisect.step >= 1].products.sum() < scan[scan.step >= 1].products.sum()
-    assert monotone >= 2, "most of these initializations are monotone, where c_sharp must be the scan's"
-
-
-def synthetic_unit(n: int, loss_at: int, sharp_at: int, steps: int = 3):
-    """Loss-only records of ``n`` runs (c = 1, …, n; the last one diverges) whose loss rises from index ``loss_at``,
-    and a ``train`` that re-runs any of them with a sharpness that rises from index ``sharp_at`` (and logs them)."""
-    records = [dict(c=float(i + 1), step=t, loss=1.5 if i >= loss_at and t >= 1 else 0.5, loss0=0.5,
-                    diverged=i == n - 1 and t == steps, sharpness=float("nan"), sharpness0=1.0, products=0,
-                    converged=False) for i in range(n) for t in range(steps + 1)]
-    visits: list[list[float]] = []
-
-    def train(cs, **_):
-        visits.append(list(cs))
-        return [dict(c=c, step=t, sharpness=1.5 if c >= sharp_at + 1 and t >= 1 else 0.5, products=1, converged=True)
-                for c in cs for t in range(steps + 1)], []
-
-    return records, train, visits
-
-
-@pytest.mark.parametrize("size", [1, 3, 16])
-def test_the_bracket_starts_at_c_loss_and_finds_every_monotone_c_sharp(size):
-    n = 12  # 11 runs below the first divergence
-    for loss_at in range(n - 1):
-        for sharp_at in range(n):  # n - 1: no run below the divergence rises
-            records, train, visits = synthetic_unit(n, loss_at, sharp_at)
-            found = bracket_sharpness(SweepConfig(), records, train, size)
-            flags = pd.DataFrame(found).assign(depth=1, width=1)
-            rising = [c for c, r in flags.groupby("c") if (r.sharpness / r.sharpness0).round(2).gt(1).any()]
-            assert min(rising, default=float(n)) == float(min(sharp_at, n - 1) + 1)
-            assert visits[0][0] == loss_at + 1 or (size > 1 and loss_at + 1 in visits[0])
-            assert all(len(v) <= size for v in visits)
-            assert len(found) == len(records)
-            if size == 1 and sharp_at == loss_at > 0:  # c_sharp = c_loss: its run and the one below settle it
-                assert visits == [[loss_at + 1.0], [float(loss_at)]]
-
-
-def test_loss_only_runs_record_no_sharpness_and_searches_are_stored_apart(tiny_config, tmp_path):
-    config = tiny_config.updated(c_values=list(c_grid(4.0, 0.5)), seeds=[0])
-    runs = run_unit(config, 0, load_sweep_data(config, "cpu"), "cpu").runs
-    unmeasured = runs[runs.step >= 1].groupby("c").filter(lambda r: r.sharpness.isna().all())
-    assert len(unmeasured) and (unmeasured.products == 0).all()
-    assert config_key(config) != config_key(config.updated(search="scan"))
-    store = ResultsStore(tmp_path)
-    assert store.folder(config) != store.folder(config.updated(search="scan"))
-
-
-@pytest.mark.parametrize("change, match", [
-    ({"search": "binary"}, "search must be one of"),
-    ({"search": "bisect", "measure_at": [0, 1]}, "use search='scan'"),
-    ({"rise_epsilon": -0.1}, "rise_epsilon must be"),
-])
-def test_bad_search_settings_are_clear_errors(change, match):
-    with pytest.raises(ValueError, match=match):
-        SweepConfig.from_dict({"c_values": [1.0, 2.0], **change})
-
-
-def test_units_that_share_theta0_measure_its_sharpness_once(tiny_config, monkeypatch):
-    # the one-c sweeps of χ(c) share θ₀: its λ^H_0 is measured by the first and reused, with the same numbers
-    from helpers import engine
-
-    cold = []
-    measure = engine.measure_sharpness
-    monkeypatch.setattr(engine, "measure_sharpness",
-                        lambda op, config, v0, seed, *settled: cold.append(v0 is None) or measure(op, config, v0, seed,
-                                                                                                  *settled))
-    monkeypatch.setattr(engine, "STARTS", {})
-    first = tiny_config.updated(c_values=[1.0])
-    other_c = tiny_config.updated(c_values=[2.0], steps=2, search="scan")
-    engine.compute_unit(first, 0)
-    assert sum(cold) == 1
-    reused = engine.compute_unit(other_c, 0).runs
-    assert sum(cold) == 1
-    engine.compute_unit(other_c, 1)  # another initialization: measured
-    assert sum(cold) == 2
-    engine.STARTS.clear()
-    fresh = engine.compute_unit(other_c, 0).runs
-    assert sum(cold) == 3
-    pd.testing.assert_frame_equal(reused, fresh, check_exact=True)
-    engine.compute_unit(other_c.updated(n_sharpness=8), 0)  # another sharpness subset: measured
-    assert sum(cold) == 4
+    unit = run_unit(config, 0, data, "cpu")
+    batches = batch_order(len(data), config.batch_size, cap, seed=0)
+    checked_later = 0
+    for c, curve in unit.interpolation.groupby("c"):
+        # train the run by hand to the cap: the endpoint is the first step t ≥ T after which L_t < L(θ₀) up to it
+        model = build_model(config.model, (1, 28, 28), seed=0, device="cpu")
+        lr = c / unit.runs.sharpness0.iloc[0]
+        loss0, losses, states = mse(model(data.x), data.y).item(), [], {}
+        for step in range(1, cap + 1):
+            index = batches[step - 1]
+            grads = torch.autograd.grad(mse(model(data.x[index]), data.y[index]), list(model.parameters()))
+            with torch.no_grad():
+                for p, g in zip(model.parameters(), grads):
+                    p -= lr * g
+                losses.append(mse(model(data.x), data.y).item())
+                states[step] = losses[-1]
+        candidates = [t for t in range(config.steps, cap + 1) if all(v < loss0 for v in losses[t - 1 :])]
+        expected = candidates[0] if candidates else config.steps
+        assert curve.end_step.iloc[0] == expected, c
+        assert curve.loss.iloc[-1] == pytest.approx(states[expected], rel=1e-4)
+        checked_later += expected > config.steps
+    assert checked_later, "no run was still in its transient at T: the test would not test the cap"

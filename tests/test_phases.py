@@ -121,14 +121,17 @@ def test_a_small_interior_barrier_counts_under_definition_3_but_not_the_rounded_
     assert not barrier_flags(_curves({2.0: [1.0, 1.00001, 0.5]}), tolerance=1e-4).iloc[0].has_barrier  # noise
 
 
-def test_an_endpoint_maximum_is_not_an_interior_barrier():
-    flags = barrier_flags(_curves({2.0: [1.0, 1.2, 1.5, 2.0], 3.0: [1.0, 2.5, 1.8, 2.0]}), tolerance=1e-4)
-    still_rising, bump = flags.iloc[0], flags.iloc[1]
-    assert still_rising.barrier == pytest.approx(1.0) and not still_rising.has_barrier and still_rising.endpoint_max
-    assert bump.has_barrier and not bump.endpoint_max  # a bump above both ends of a run still above L(θ₀)
+def test_an_endpoint_maximum_is_a_barrier_by_definition_3_and_not_an_interior_one():
+    flags = barrier_flags(_curves({2.0: [1.0, 1.2, 1.5, 2.0], 3.0: [1.0, 2.5, 1.8, 2.0], 4.0: [1.0, 0.7, 0.4]}),
+                          tolerance=1e-4)
+    still_rising, bump, falling = flags.iloc[0], flags.iloc[1], flags.iloc[2]
+    assert still_rising.barrier == pytest.approx(1.0) and still_rising.has_barrier  # max over τ ∈ [0, 1]
+    assert not still_rising.has_interior_barrier and still_rising.endpoint_max
+    assert bump.has_barrier and bump.has_interior_barrier and not bump.endpoint_max  # above both ends
+    assert falling.barrier == 0.0 and not falling.has_barrier  # the maximum at τ = 0: U* = 0
 
 
-def test_c_barrier_is_the_smallest_interior_barrier_below_c_max_else_filled():
+def test_c_barrier_is_the_smallest_barrier_below_c_max_else_filled():
     table = pd.concat([
         _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1.5], [1.5], False),
                 8.0: ([1e9], [1.0], True)}, seed=0),
@@ -136,9 +139,11 @@ def test_c_barrier_is_the_smallest_interior_barrier_below_c_max_else_filled():
     curves = pd.concat([_curves({1.0: [1.0, 0.8, 0.5], 2.0: [1.0, 1.5, 2.0], 4.0: [1.0, 1.3, 0.4]}, seed=0),
                         _curves({1.0: [1.0, 0.8, 0.5], 2.0: [1.0, 1.004, 0.9]}, seed=1)])
     out = barrier_constants(critical_constants(table), curves, tolerance=1e-4).set_index("seed")
-    assert out.loc[0, "c_barrier"] == 4.0 and not out.loc[0, "c_barrier_filled"]  # c = 2 ends mid-catapult
-    assert out.loc[0, "c_barrier_rounded"] == 2.0  # the rounded rule counts the endpoint maximum
+    assert out.loc[0, "c_barrier"] == 2.0 and not out.loc[0, "c_barrier_filled"]  # Definition 3: the endpoint counts
+    assert out.loc[0, "c_barrier_interior"] == 4.0  # c = 2 ends mid-catapult: no interior maximum
+    assert out.loc[0, "c_barrier_rounded"] == 2.0
     assert out.loc[1, "c_barrier"] == 2.0 and out.loc[1, "c_barrier_rounded"] == out.loc[1, "c_max"] == 2.0
+    assert out.loc[1, "c_barrier_rounded_filled"]
     seed1_no_barrier = barrier_constants(critical_constants(table), curves, tolerance=0.01).set_index("seed")
     assert seed1_no_barrier.loc[1, "c_barrier_filled"] and seed1_no_barrier.loc[1, "c_barrier"] == 2.0
 
@@ -168,3 +173,34 @@ def test_panels_that_share_their_c_axis_show_every_point():
     assert top >= tall.c_max_high.max() and top == axes[1].get_ylim()[1]
     assert max(axes[0].get_yticks()) >= 64
     plt.close(fig)
+
+
+def test_one_phase_classifier_names_the_studys_four_phases_and_the_other_case():
+    from helpers.phases import PHASES, SHARPNESS_ONLY, phase_of
+
+    assert [phase_of(c, 2.0, 4.0, 8.0) for c in (0.5, 2.0, 3.0, 4.0, 8.0, 9.0)] == [
+        PHASES[0], PHASES[1], PHASES[1], PHASES[2], PHASES[2], PHASES[3]]
+    assert phase_of(1.5, 2.0, 1.0, 8.0) == SHARPNESS_ONLY  # c_sharp ≤ c < c_loss
+    assert phase_of(3.0, 2.0, 1.0, 8.0) == PHASES[2]
+
+
+def test_means_over_observed_constants_leave_out_fills_and_censored_maxima():
+    a = _table({1.0: ([0.9], [0.9], False), 2.0: ([1.2], [1.2], False), 4.0: ([1e9], [1], True)}, seed=0)
+    b = _table({1.0: ([0.9], [0.9], False), 2.0: ([0.9], [0.9], False), 4.0: ([0.9], [0.9], False)}, seed=1)
+    averages = average_constants(critical_constants(pd.concat([a, b]))).iloc[0]
+    assert averages.c_loss == pytest.approx(3.0)  # seed 1's c_loss is filled with its (censored) c_max = 4
+    assert averages.c_loss_observed == 2.0 and averages.c_loss_n_observed == 1
+    assert averages.c_max == pytest.approx(3.0) and averages.c_max_observed == 2.0 and averages.c_max_n_observed == 1
+
+
+def test_a_violation_is_observable_only_where_every_run_below_c_loss_had_its_sharpness_measured():
+    seen = _table({1.0: ([0.9, 0.9], [0.9, 0.9], False), 2.0: ([0.9, 0.9], [0.9, 0.8], False),
+                   4.0: ([1.2, 0.9], [1.2, 0.9], False), 8.0: ([1e9, 1e9], [1, 1], True)}, seed=0)
+    blind = seen.copy().assign(seed=1)
+    blind.loc[(blind.c == 2.0) & (blind.step == 2), "sharpness"] = math.nan  # one step of a run below c_loss unmeasured
+    risen = seen.copy().assign(seed=2)
+    risen.loc[(risen.c == 2.0) & (risen.step == 1), "sharpness"] = 12.0  # a violation seen, the rest not needed
+    risen.loc[(risen.c == 2.0) & (risen.step == 2), "sharpness"] = math.nan
+    constants = critical_constants(pd.concat([seen, blind, risen]).assign(steps=2)).set_index("seed")
+    assert constants.order_observable.tolist() == [True, False, True]
+    assert constants.loc[2, "c_sharp"] == 2.0 and not constants.loc[2, "ordered"]

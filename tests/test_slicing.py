@@ -7,7 +7,8 @@ import torch
 from torch.func import functional_call, grad
 
 from helpers.build import ModelSpec, build_model
-from helpers.curvature import HessianOperator, exact_hessian, stack_models
+from helpers.curvature import HessianOperator, exact_hessian
+from helpers.stacking import stack_models
 from helpers.losses import cross_entropy, mse
 from helpers.slicing import largest_activation, loss_pieces, losses_and_gradient, slice_size, sliced_losses, spans
 
