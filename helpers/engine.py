@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -455,14 +456,17 @@ def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.dev
 
 def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
                  device: str | torch.device | None = None, cache: SharpnessCache | None = INITIAL_SHARPNESS) -> Unit:
-    """One unit's tables, the runs marked with the device and package version that produced them. Without ``data``
-    the sweep's own subset is loaded and λ^H_0 is looked up in ``cache`` first."""
+    """One unit's tables, the runs marked with their provenance (:data:`~helpers.schema.PROVENANCE_COLUMNS`). Without
+    ``data`` the sweep's own subset is loaded and λ^H_0 is looked up in ``cache`` first."""
     target = resolve_device(device)
+    started = time.perf_counter()
     if data is None:
         unit = run_unit(config, seed, load_sweep_data(config, target), target, cache=cache)
     else:
         unit = run_unit(config, seed, data, target)
-    return Unit(unit.runs.assign(device=target.type, version=__version__), unit.interpolation)
+    runs = unit.runs.assign(device=target.type, version=__version__, threads=torch.get_num_threads(),
+                            seconds=round(time.perf_counter() - started, 3))
+    return Unit(runs, unit.interpolation)
 
 
 def loss_rounding_error(config: SweepConfig, seed: int, device: str | torch.device | None = None) -> float:

@@ -26,6 +26,8 @@ RUN_COLUMNS = ("seed", "c", "lr", "step", "loss", "loss0", "batch_loss", "sharpn
 """One row per run (c) and step t: L_t on the measurement set, the minibatch loss of step t, λ^H_t (NaN where not
 measured), λ^H_0 and L_0, whether the run diverged at t, the Hessian-vector products spent, whether Lanczos
 converged."""
+PROVENANCE_COLUMNS = ("device", "version", "threads", "seconds")
+"""Where and how a unit was computed: the device, the package version, torch's threads, the unit's wall time (s)."""
 INTERPOLATION_COLUMNS = ("seed", "c", "tau", "loss")
 """One row per run and point τ of L_int(τ) = L((1 − τ)θ₀ + τθ_T)."""
 FLOAT32_COLUMNS = ("loss", "loss0", "batch_loss", "sharpness", "sharpness0")

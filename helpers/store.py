@@ -1,6 +1,10 @@
 """Results on disk: one folder per sweep configuration, keyed by every parameter and the numerics version
 (:mod:`helpers.schema`); one gzip-compressed CSV per table of a unit (one configuration × one initialization).
 
+Two layers: the *local* store (``results/``, or ``$EARLY_DYNAMICS_RESULTS``), where everything computed here is
+written, over the *shipped* store (``store/`` in the repository, or ``$EARLY_DYNAMICS_SHIPPED``; empty: none), which
+holds the results of every chapter's defaults and is only read. A unit is looked up in the local store first.
+
 A unit counts as stored once its table of runs is in place. Tables are written under unique temporary names and
 renamed (the interpolated losses first, the runs last), so a reader sees a whole unit or none, two writers of one
 unit never clash, and a killed writer leaves only a temporary, deleted by the next save in its folder. gzip's own
@@ -29,12 +33,21 @@ from helpers.paths import configured_folder
 from helpers.schema import FLOAT32_COLUMNS, INTERPOLATION_COLUMNS, NUMERICS_VERSION, Unit, sweep_key
 
 RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
+SHIPPED_ENV_VAR = "EARLY_DYNAMICS_SHIPPED"
 DAMAGED = (OSError, EOFError, zlib.error, ValueError, pd.errors.ParserError)
 
 
 def results_root(root: str | os.PathLike | None = None) -> Path:
     """``root`` if given, else ``$EARLY_DYNAMICS_RESULTS``, else ``results/`` in the repository."""
     return configured_folder(root, RESULTS_ENV_VAR, "results")
+
+
+def shipped_root() -> Path | None:
+    """The shipped store: ``$EARLY_DYNAMICS_SHIPPED`` if set (empty: none), else ``store/`` in the repository."""
+    value = os.environ.get(SHIPPED_ENV_VAR)
+    if value is not None:
+        return Path(value) if value else None
+    return configured_folder(None, SHIPPED_ENV_VAR, "store")
 
 
 def config_key(config: SweepConfig) -> str:
@@ -59,19 +72,26 @@ def _decode(blob: bytes) -> pd.DataFrame:
     return table
 
 
-class ResultsStore:
-    """Units of sweeps stored under ``root``, one folder per sweep configuration."""
+def folder_name(config: SweepConfig) -> str:
+    """A sweep's folder, named by its main hyperparameters and its key."""
+    m = config.model
+    value = "" if m.output_value is None else f"{m.output_value:g}"
+    return (f"{m.arch}-d{m.depth}-w{m.width}-{m.parameterization}-{m.output}{value}-{config.loss}-{config.dataset}-"
+            f"{sweep_key(config)}")
 
-    def __init__(self, root: str | os.PathLike | None = None) -> None:
+
+class ResultsStore:
+    """Units of sweeps stored under ``root`` (written here), over the read-only ``shipped`` store (default:
+    :func:`shipped_root`; None: none), one folder per sweep configuration."""
+
+    def __init__(self, root: str | os.PathLike | None = None, shipped: str | os.PathLike | None | bool = True) -> None:
         self.root = results_root(root)
+        chosen = shipped_root() if shipped is True else (Path(shipped) if shipped else None)
+        self.shipped = None if chosen is not None and chosen.resolve() == self.root.resolve() else chosen
 
     def folder(self, config: SweepConfig) -> Path:
-        """The folder of a sweep, named by its main hyperparameters and its key."""
-        m = config.model
-        value = "" if m.output_value is None else f"{m.output_value:g}"
-        name = (f"{m.arch}-d{m.depth}-w{m.width}-{m.parameterization}-{m.output}{value}-{config.loss}-"
-                f"{config.dataset}-{sweep_key(config)}")
-        return self.root / name
+        """The folder of a sweep in the local store."""
+        return self.root / folder_name(config)
 
     def unit_path(self, config: SweepConfig, seed: int) -> Path:
         """The unit's table of runs (its presence marks the unit as stored)."""
@@ -87,19 +107,23 @@ class ResultsStore:
         check_writable(self.root, f"point ${RESULTS_ENV_VAR} (or --results) at a writable folder with free space")
 
     def _read(self, config: SweepConfig, seed: int) -> Unit | None:
-        path, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
-        if not path.exists():
-            return None
-        try:
-            runs = _decode(path.read_bytes())
-            interpolation = (_decode(extra.read_bytes()) if config.interpolation_points else
-                             pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
-        except DAMAGED as err:
-            warnings.warn(f"{path} is damaged ({type(err).__name__}); it will be computed again", RuntimeWarning,
-                          stacklevel=3)
-            self.discard(config, seed)
-            return None
-        return Unit(runs, interpolation)
+        for root in [self.root] + ([self.shipped] if self.shipped else []):
+            folder = root / folder_name(config)
+            path, extra = folder / f"seed-{seed}.csv.gz", folder / f"seed-{seed}.interpolation.csv.gz"
+            if not path.exists():
+                continue
+            try:
+                runs = _decode(path.read_bytes())
+                interpolation = (_decode(extra.read_bytes()) if config.interpolation_points else
+                                 pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
+            except DAMAGED as err:
+                warnings.warn(f"{path} is damaged ({type(err).__name__}); it will be computed again", RuntimeWarning,
+                              stacklevel=3)
+                if root == self.root:
+                    self.discard(config, seed)
+                continue
+            return Unit(runs, interpolation)
+        return None
 
     def is_stored(self, config: SweepConfig, seed: int) -> bool:
         """Whether the unit is stored and intact; a damaged one is reported with a warning and deleted, so that it is
@@ -133,9 +157,11 @@ class ResultsStore:
                                                "folder with free space") from None
         return self.unit_path(config, seed)
 
-    def stored_units(self) -> Iterator[tuple[dict, int, Path]]:
-        """Every unit in the store: (the ``config.json`` of its folder, seed, path of its runs)."""
-        for meta in sorted(self.root.glob("*/config.json")):
+    def stored_units(self, shipped: bool = False) -> Iterator[tuple[dict, int, Path]]:
+        """Every unit in the local store (or the shipped one): (the ``config.json`` of its folder, seed, path of its
+        runs)."""
+        root = self.shipped if shipped else self.root
+        for meta in sorted(root.glob("*/config.json")) if root else []:
             description = json.loads(meta.read_text())
             for path in sorted(meta.parent.glob("seed-*.csv.gz")):
                 if not path.name.endswith(".interpolation.csv.gz"):
