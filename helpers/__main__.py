@@ -91,7 +91,7 @@ def run_chapter_sweeps(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     store = ResultsStore(args.results)
-    units = sum(len(c.seeds) for c in configs)
+    units = len({store.unit_path(c, s) for c in configs for s in c.seeds})
     print(f"{chapter} {' '.join(presets)}: {len(configs)} sweeps, {units} units, results in {store.root}")
     try:
         computed = compute_missing(configs, store, backend)

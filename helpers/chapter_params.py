@@ -19,6 +19,8 @@ PARAMS_FOLDER = REPOSITORY / "params"
 
 _FCN_DATA = dict(dataset="fashion-mnist", loss="mse", n_train=2560, n_sharpness=512, batch_size=512,
                  sharpness="lanczos")
+_STUDY_FCN = dict(dataset="fashion-mnist", loss="mse", n_train=5120, n_sharpness=2048, batch_size=512,
+                  sharpness="lanczos")  # the study's λ^H subset; ten SGD steps of 512 never repeat an example
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "01_uv_model": dict(
@@ -30,27 +32,28 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, backend="auto"),
     "03_phase_diagrams": dict(
         arch="fcn", dataset="fashion-mnist", loss="mse", parameterization="sp", bias=False, batch_size=512, steps=10,
-        n_train=2560, n_sharpness=512, sharpness="lanczos", seeds=[0, 1, 2, 3, 4], c_x_max=7.0, c_x_step=0.25, depth=4,
-        widths=[32, 64, 128, 256, 512], width=128, depths=[2, 4, 8, 16], shallow_depth=2, shallow_widths=[512, 2048],
+        n_train=5120, n_sharpness=2048, sharpness="lanczos", seeds=list(range(10)), c_x_max=8.0, c_x_step=0.1,
+        depth=4, widths=[32, 64, 128, 256, 512], depth_widths=[32, 64, 128], depths=[2, 4, 8, 16], shallow_depth=2,
+        shallow_widths=[512, 2048], ntp_widths=[32, 64, 128, 256],
         conv_arch="myrtle", conv_depth=5, conv_widths=[4, 8, 16], conv_dataset="fashion-mnist", conv_init="study",
-        conv_seeds=[0, 1, 2], conv_n_train=1024, conv_c_x_max=8.0, conv_c_x_step=0.5,
-        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4],
-        estimator_n_sharpness=2048, backend="auto", check_claims=True),
+        conv_seeds=[0, 1, 2], conv_n_train=1024, conv_n_sharpness=512, conv_c_x_max=8.0, conv_c_x_step=0.5,
+        fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], backend="auto",
+        check_claims=True),
     "04_loss_connectivity": dict(
-        **_FCN_DATA, steps=10, seeds=[0, 1], c_x_max=7.0, c_x_step=0.25, depth=2, widths=[32, 128, 512],
-        interpolation_points=101, curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="auto",
-        check_claims=True),
+        **_STUDY_FCN, steps=10, seeds=[0, 1, 2, 3, 4], c_x_max=8.0, c_x_step=0.1, depth=2, widths=[32, 128, 512],
+        depth_width=128, depths=[2, 4, 8], interpolation_points=101, transient_cap=40,
+        curve_c=[1.0, 2.0, 2.83, 4.0, 5.66, 8.0, 11.31], backend="auto", check_claims=True),
     "05_intermediate_saturation": dict(
-        **_FCN_DATA, seeds=[0, 1], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
-        c_x_step=0.1, depth=4, widths=[32, 64, 128], depths=[2, 4], wide_depth=2, wide_width=2048, wide_seeds=[0],
-        savgol_window=7, savgol_order=3,
-        ccrit_c_max=3.0, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="auto", check_claims=True),
+        **_STUDY_FCN, seeds=[0, 1, 2, 3, 4], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
+        c_x_step=0.1, depth=4, widths=[32, 64, 128, 512, 1024], wide_depth=2, wide_widths=[512, 1024, 2048],
+        savgol_window=7, savgol_order=3, ccrit_c_max=3.0, trajectory_width=128, trajectory_c=[0.5, 1.0, 2.0, 4.0],
+        backend="auto", check_claims=True),
     "06_output_scale": dict(
-        **_FCN_DATA, steps=10, seeds=[0, 1, 2], c_x_max=7.0, c_x_step=0.25, c_x_fine_max=2.0, c_x_fine_step=0.1,
-        depth=4, widths=[32, 64, 128], epsilon=0.05,
+        dataset="fashion-mnist", loss="mse", n_train=1024, sharpness="lanczos", steps=10, seeds=[0, 1, 2, 3, 4],
+        c_x_max=8.0, c_x_step=0.1, depths=[2, 4], widths=[32, 64, 128], epsilon=0.05, trajectory_depth=4,
         trajectory_width=64, trajectory_c=[1.0, 1.68, 2.83, 4.76], alphas=[0.1, 1.0, 10.0],
-        width_exponents=[-0.5, 0.0, 0.5], scale_widths=[32, 128], scale_seeds=[0], backend="auto",
-        check_claims=True),
+        width_exponents=[-0.5, 0.0, 0.5], scale_depth=4, scale_widths=[32, 128], scale_seeds=[0, 1, 2],
+        backend="auto", check_claims=True),
     "07_choosing_a_learning_rate": dict(
         cnn_channels=8, cnn_n_train=4096, cnn_n_test=2048, text_length=16, text_d_model=32, text_layers=2,
         text_n_train=4096, text_n_test=1024, batch_size=128, n_diagnose=512, n_sharpness=256,
@@ -127,13 +130,19 @@ def preset_path(chapter: str, preset: str | Path) -> Path:
 
 
 def read_preset(path: str | Path) -> dict[str, Any]:
-    """The values a preset file sets (a mapping of names to values)."""
+    """The values a preset file sets (a mapping of names to values). ``base: NAME`` makes it a set of changes to
+    another preset of the same chapter (e.g. an appendix over ``paper``), read first."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no preset file {path}")
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{path} must map parameter names to values")
+    base = values.pop("base", None)
+    if base is not None:
+        if base == path.stem:
+            raise ValueError(f"{path} names itself as its base")
+        values = {**read_preset(path.with_name(f"{base}.yml")), **values}
     return values
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from helpers.build import ModelSpec
 from helpers.chapter_params import ChapterParameters
-from helpers.config import SweepConfig, c_grid, refined_grid
+from helpers.config import SweepConfig, c_grid
 from helpers.outputs import ZERO_OUTPUTS
 from helpers.saturation import saturation_step, saturation_window
 
@@ -42,29 +42,33 @@ def catapult_sweeps(p: ChapterParameters) -> Sweeps:
 
 
 def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
-    """``03_phase_diagrams``: widths at one depth, depths at one width, wide networks at a small depth (the small-d/w
-    end), the convolutional panel (its own initializations, training subset and c grid: ``conv_*``), and one network
-    under both sharpness estimators (Lanczos and the study's 20-step power iteration) and with λ^H measured on
-    ``estimator_n_sharpness`` examples (the study's 2,048)."""
-    base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.width, p.parameterization, p.bias), dataset=p.dataset,
+    """``03_phase_diagrams``: widths at one depth; depths at each of ``depth_widths``; wide networks at a small depth
+    (the small-d/w end); the NTK parameterization at ``ntp_widths`` (App. C); the convolutional panel (its own
+    initializations, training subset and c grid: ``conv_*``); and one network under the study's 20-step power
+    iteration beside Lanczos."""
+    base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.widths[0], p.parameterization, p.bias), dataset=p.dataset,
                        loss=p.loss, n_train=p.n_train, n_sharpness=p.n_sharpness, batch_size=p.batch_size,
                        steps=p.steps, c_values=c_grid(p.c_x_max, p.c_x_step), seeds=tuple(p.seeds),
                        sharpness=p.sharpness)
-    pair = base.updated(depth=p.estimator_depth, width=p.estimator_width, seeds=p.estimator_seeds)
     conv = [base.updated(arch=p.conv_arch, depth=p.conv_depth, width=w, parameterization="sp", bias=False,
                          dataset=p.conv_dataset, init=p.conv_init, seeds=p.conv_seeds, n_train=p.conv_n_train,
+                         n_sharpness=p.conv_n_sharpness,
                          c_values=c_grid(p.conv_c_x_max, p.conv_c_x_step)) for w in p.conv_widths]
+    pair = base.updated(depth=p.estimator_depth, width=p.estimator_width, seeds=p.estimator_seeds)
     return {"by_width": [base.with_model(width=w) for w in p.widths],
-            "by_depth": [base.with_model(depth=d) for d in p.depths],
-            "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths], "conv": conv,
-            "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")],
-            "subset": [pair.updated(n_sharpness=p.estimator_n_sharpness)]}
+            "by_depth": [base.with_model(depth=d, width=w) for w in p.depth_widths for d in p.depths],
+            "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths],
+            "ntp": [base.with_model(width=w, parameterization="ntp") for w in p.ntp_widths], "conv": conv,
+            "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")]}
 
 
 def connectivity_sweeps(p: ChapterParameters) -> Sweeps:
-    """``04_loss_connectivity``: widths at one depth, with the loss interpolated from θ₀ to θ_T."""
-    base = fcn_base(p, p.depth, p.widths[0], p.seeds, interpolation_points=p.interpolation_points, **early_grid(p))
-    return {"by_width": [base.with_model(width=w) for w in p.widths]}
+    """``04_loss_connectivity``: widths at one depth and depths at one width, with the loss interpolated from θ₀ to
+    the end of each run's early transient (found up to ``transient_cap`` steps)."""
+    base = fcn_base(p, p.depth, p.widths[0], p.seeds, interpolation_points=p.interpolation_points,
+                    transient_cap=p.transient_cap, **early_grid(p))
+    return {"by_width": [base.with_model(width=w) for w in p.widths],
+            "by_depth": [base.with_model(depth=d, width=p.depth_width) for d in p.depths]}
 
 
 def saturation_c_values(p: ChapterParameters) -> list[float]:
@@ -72,52 +76,50 @@ def saturation_c_values(p: ChapterParameters) -> list[float]:
     return list(c_grid(p.c_x_max, p.c_x_step, p.c_x_min))
 
 
+def saturation_networks(p: ChapterParameters) -> list[tuple[int, int]]:
+    """The (depth, width) of ``05``'s networks: ``widths`` at ``depth`` and ``wide_widths`` at ``wide_depth``."""
+    return sorted({(p.depth, w) for w in p.widths} | {(p.wide_depth, w) for w in p.wide_widths})
+
+
 def saturation_sweeps(p: ChapterParameters) -> Sweeps:
-    """``05_intermediate_saturation``: long runs at a few c (sharpness at log-spaced steps), and for χ(c) one run
-    per (depth, width, c) trained to the end of its window τ, …, τ + n − 1 with the sharpness measured at step 0
-    and in the window (the minibatch loss, which locates the end of the transient, comes with every step); the
-    networks are a width arm at ``depth``, a depth arm at the widest width, and one wide, shallow network
-    (``wide_depth``, ``wide_width``, over ``wide_seeds``) unless the arms hold it already."""
-    base = fcn_base(p, p.depth, max(p.widths), p.seeds, search="scan")
+    """``05_intermediate_saturation``: long runs at a few c (sharpness at log-spaced steps) at ``depth`` and
+    ``trajectory_width``, and for χ(c) one run per (network, c) trained to the end of its window τ, …, τ + n − 1
+    with the sharpness measured at step 0 and in the window (the minibatch loss, which locates the end of the
+    transient, comes with every step)."""
+    base = fcn_base(p, p.depth, p.trajectory_width, p.seeds, search="scan")
     trajectories = []
     for c in p.trajectory_c:
         last = 6 * saturation_step(c, p.K)
         measure = sorted({0, *np.unique(np.geomspace(1, last, 30).astype(int)).tolist()})
         trajectories.append(base.updated(seeds=[p.seeds[0]], c_values=[c], steps=last, measure_at=measure,
                                          loss_every_step=False))
-    combos = sorted({(p.depth, w) for w in p.widths} | {(d, max(p.widths)) for d in p.depths})
-    networks = [(d, w, p.seeds) for d, w in combos]
-    if (p.wide_depth, p.wide_width) not in combos:
-        networks.append((p.wide_depth, p.wide_width, p.wide_seeds))
     chi = []
-    for depth, width, seeds in networks:
+    for depth, width in saturation_networks(p):
         for c in saturation_c_values(p):
             window = saturation_window(c, p.K, p.window_steps)
-            chi.append(base.updated(depth=depth, width=width, seeds=seeds, c_values=[c], steps=window[-1],
-                                    measure_at=(0, *window), loss_every_step=False))
+            chi.append(base.updated(depth=depth, width=width, c_values=[c], steps=window[-1], measure_at=(0, *window),
+                                    loss_every_step=False))
     return {"trajectories": trajectories, "chi": chi}
 
 
 def output_scale_sweeps(p: ChapterParameters) -> Sweeps:
-    """``06_output_scale``: vanilla, centered and zero-last-layer networks at ``widths`` on the grid c = 2^x in steps
-    of ``c_x_fine_step`` up to ``c_x_fine_max`` and of ``c_x_step`` above (the zero-output ones with the sharpness
-    threshold 1 + ε); fixed output scales α and width-scaled outputs f/w^s at ``scale_widths``. Groups
-    are named by the output variant; beside each, ``first step <variant>`` (one step at the smallest c, its
-    sharpness measured) and, for the first three, ``trajectories <variant>`` (``trajectory_c`` at
-    ``trajectory_width``, the sharpness in every run)."""
-    grid = refined_grid(p.c_x_max, p.c_x_step, p.c_x_fine_max, p.c_x_fine_step)
-    base = fcn_base(p, p.depth, p.widths[0], p.seeds, steps=p.steps, c_values=grid)
-    out = {name: [base.updated(output=name, width=w, rise_epsilon=p.epsilon if name in ZERO_OUTPUTS else 0.0)
-                  for w in p.widths] for name in ("standard", *ZERO_OUTPUTS)}
+    """``06_output_scale``, by the study's protocol for Section 4 and Apps. G, H: full-batch gradient descent on a
+    fixed subset of ``n_train`` examples, λ^H of the loss on all of them. Vanilla, centered and zero-last-layer
+    networks at ``depths`` × ``widths`` (the zero-output ones with the sharpness threshold 1 + ε); fixed output
+    scales α and width-scaled outputs f/w^s at ``scale_depth`` × ``scale_widths``; beside the first three,
+    ``trajectories <variant>`` (``trajectory_c`` at one network, the sharpness in every run)."""
+    base = SweepConfig(model=ModelSpec("fcn", p.depths[0], p.widths[0]), dataset=p.dataset, loss=p.loss,
+                       n_train=p.n_train, n_sharpness=p.n_train, batch_size=p.n_train, sharpness=p.sharpness,
+                       seeds=tuple(p.seeds), **early_grid(p))
+    out = {name: [base.updated(output=name, depth=d, width=w, rise_epsilon=p.epsilon if name in ZERO_OUTPUTS
+                               else 0.0) for d in p.depths for w in p.widths] for name in ("standard", *ZERO_OUTPUTS)}
     for name in ("standard", *ZERO_OUTPUTS):
-        out[f"trajectories {name}"] = [base.updated(output=name, width=p.trajectory_width,
-                                                    c_values=sorted(p.trajectory_c), search="scan")]
+        out[f"trajectories {name}"] = [out[name][0].updated(depth=p.trajectory_depth, width=p.trajectory_width,
+                                                            c_values=sorted(p.trajectory_c), search="scan")]
     for output, values in (("alpha", p.alphas), ("width-scaled", p.width_exponents)):
         for value in values:
-            scaled = base.updated(output=output, output_value=float(value), seeds=p.scale_seeds)
+            scaled = base.updated(output=output, output_value=float(value), depth=p.scale_depth, seeds=p.scale_seeds)
             out[scaled.model.variant] = [scaled.with_model(width=w) for w in p.scale_widths]
-    for name in [n for n in out if not n.startswith("trajectories")]:
-        out[f"first step {name}"] = [c.updated(c_values=c.c_values[:1], steps=1, search="scan") for c in out[name]]
     return out
 
 

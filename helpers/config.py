@@ -23,14 +23,6 @@ def c_grid(x_max: float = 6.0, x_step: float = 0.1, x_min: float = 0.0) -> tuple
     return tuple(round(2.0 ** (x_min + i * x_step), 6) for i in range(count))
 
 
-def refined_grid(x_max: float, x_step: float, fine_x_max: float, fine_step: float) -> tuple[float, ...]:
-    """c = 2^x from x = 0: in steps of ``fine_step`` up to ``fine_x_max``, in steps of ``x_step`` above it (up to
-    ``x_max``); with ``fine_step == x_step`` it is :func:`c_grid` itself."""
-    fine = c_grid(min(fine_x_max, x_max), fine_step) if fine_x_max >= 0 else ()
-    coarse = [c for c in c_grid(x_max, x_step) if math.log2(c) > fine_x_max + 1e-9]
-    return tuple(sorted(set(fine) | set(coarse)))
-
-
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")

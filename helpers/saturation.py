@@ -45,6 +45,59 @@ def critical_c_argmin(c: np.ndarray, chi: np.ndarray, window: int = 7, order: in
     return float(c[inside][np.argmin(d2[inside])])
 
 
+def curvatures(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The smoothed second derivative of χ in x = log₂ c and in c, from one Savitzky–Golay filter over the grid's
+    uniform axis and the chain rule: χ_x = c ln2 χ_c, χ_xx = (ln 2)²(c² χ_cc + c χ_c), so
+    χ_cc = (χ_xx − ln2 χ_x)/(c ln2)²."""
+    c = np.asarray(c, float)
+    axis, _ = grid_spacing(c)
+    _, d1, d2 = savgol_derivatives(c, chi, window, order)
+    ln2 = math.log(2)
+    if axis == "x":
+        return d2, (d2 - ln2 * d1) / (c * ln2) ** 2
+    return ln2**2 * (c**2 * d2 + c * d1), d2
+
+
+def critical_c_both(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3,
+                    c_max: float | None = None) -> dict:
+    """Definition 4 with the derivative in x = log₂ c and in c: {"c_crit_x", "c_crit_c"}, each the argmin over the
+    grid (c ≤ ``c_max`` when given) of that smoothed χ″."""
+    c = np.asarray(c, float)
+    inside = c <= c_max if c_max is not None else np.ones_like(c, dtype=bool)
+    if not inside.any():
+        raise ValueError(f"no c of the grid lies at or below c_max={c_max}")
+    d2x, d2c = curvatures(c, chi, window, order)
+    return dict(c_crit_x=float(c[inside][np.argmin(d2x[inside])]), c_crit_c=float(c[inside][np.argmin(d2c[inside])]))
+
+
+STAGE1_SE = 4.0  # flat: the range of ⟨χ⟩ over stage 1 within this many of its standard errors; the drop beyond them
+STAGE1_POINTS = 4
+
+
+def stage1(c: np.ndarray, chi: np.ndarray, se: np.ndarray, c_drop: float, k: float = STAGE1_SE,
+           min_points: int = STAGE1_POINTS) -> dict:
+    """Whether ⟨χ⟩ has the study's stage 1, flat before its drop at ``c_drop``, against its own noise.
+
+    Stage 1 is the grid below the drop by half an octave, c ≤ c_drop/√2 (at least ``min_points`` points). Its noise
+    is the root mean square there of ``se``, the standard error of ⟨χ⟩ over initializations (so at least two are
+    needed). It holds when ⟨χ⟩ is flat over stage 1 — its range (max − min) is at most k noise — and drops after
+    it: the lowest ⟨χ⟩ at c ≥ c_drop lies more than k noise below stage 1's mean. Returns {"stage1", "stage1_points",
+    "stage1_range", "stage1_noise", "drop"}.
+    """
+    c, chi, se = (np.asarray(a, float) for a in (c, chi, se))
+    before, after = c <= c_drop / math.sqrt(2), c >= c_drop
+    out = dict(stage1=False, stage1_points=int(before.sum()), stage1_range=math.nan, stage1_noise=math.nan,
+               drop=math.nan)
+    if before.sum() < min_points or not after.any():
+        return out
+    noise = float(np.sqrt(np.mean(se[before] ** 2)))
+    spread = float(chi[before].max() - chi[before].min())
+    drop = float(chi[before].mean() - chi[after].min())
+    out.update(stage1_range=spread, stage1_noise=noise, drop=drop)
+    out["stage1"] = bool(np.isfinite(noise) and spread <= k * noise and drop > k * noise)
+    return out
+
+
 def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, sensitivity: float = 5.0,
                floor: float = 0.1) -> float:
     """Our option beside Definition 4: c_crit = argmin χ″ over the first pronounced minimum of the smoothed χ″.
@@ -121,7 +174,8 @@ def transient_end(run: pd.DataFrame, min_steps: int = 10) -> float:
 
 
 def chi_from_runs(runs: pd.DataFrame, min_steps: int = 10) -> pd.DataFrame:
-    """χ per (depth, width, c): the mean over initializations of the window-averaged λ^H_t/λ^H_0.
+    """χ per (depth, width, c): the mean over initializations of the window-averaged λ^H_t/λ^H_0, and its standard
+    error ``chi_se`` over them (NaN with one).
 
     Only windows that start after the run's measured transient end (``transient_end``) are averaged: runs that
     diverged are counted in ``n_diverged``, runs whose window starts inside their transient in ``n_in_transient``.
@@ -142,8 +196,32 @@ def chi_from_runs(runs: pd.DataFrame, min_steps: int = 10) -> pd.DataFrame:
                 in_transient += 1
                 continue
             per_init.append(float((measured.sharpness / measured.sharpness0).mean()))
-        rows.append(dict(depth=depth, width=width, c=c, chi=np.mean(per_init) if per_init else np.nan,
+        se = float(np.std(per_init, ddof=1) / np.sqrt(len(per_init))) if len(per_init) > 1 else np.nan
+        rows.append(dict(depth=depth, width=width, c=c, chi=np.mean(per_init) if per_init else np.nan, chi_se=se,
                          n_init=len(per_init), n_diverged=diverged, n_in_transient=in_transient,
                          transient_end=max(ends) if ends else np.nan,
                          window_start=min(starts) if starts else np.nan))
+    return pd.DataFrame(rows)
+
+
+def saturation_table(chi: pd.DataFrame, window: int = 7, order: int = 3, c_max: float | None = None) -> pd.DataFrame:
+    """One row per network (depth, width) of :func:`chi_from_runs`: Definition 4's c_crit with the derivative in x
+    (``c_crit_x``) and in c (``c_crit_c``), over c ≤ ``c_max``; whether ⟨χ⟩ has a flat stage 1 before the drop
+    (:func:`stage1`, at the smaller of the two); ``c_crit`` = ``c_crit_x`` reported only where it does (NaN
+    otherwise); our option, the first pronounced minimum of χ″ in x (``c_crit_first``); the mean χ over c ≤ 1
+    (``chi_stage1``); the steepest fall over a doubling of c; and the initializations per point (``n_init``)."""
+    rows = []
+    for (depth, width), curve in chi.groupby(["depth", "width"]):
+        curve = curve.sort_values("c")
+        c, values = leading_curve(curve.c, curve.chi)
+        row = dict(depth=int(depth), width=int(width), n_init=int(curve.n_init.max()), c_crit_x=math.nan,
+                   c_crit_c=math.nan, c_crit=math.nan, c_crit_first=math.nan,
+                   chi_stage1=float(curve[curve.c <= 1.0].chi.mean()), **steepest_drop(curve.c, curve.chi))
+        row.update(stage1(c, values, curve.chi_se.to_numpy()[: len(c)], math.inf))  # not computed: False
+        if len(c) >= window and (c_max is None or c[0] <= c_max):
+            row.update(critical_c_both(c, values, window, order, c_max))
+            row["c_crit_first"] = critical_c(c, values, window, order)
+            row.update(stage1(c, values, curve.chi_se.to_numpy()[: len(c)], min(row["c_crit_x"], row["c_crit_c"])))
+            row["c_crit"] = row["c_crit_x"] if row["stage1"] else math.nan
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -37,6 +37,7 @@ def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Ba
             if path not in named and not store.is_stored(config, seed):
                 missing.append((config, seed))
             named.add(path)
+    missing.sort(key=lambda unit: -work(unit[0]))  # the largest first, so that a pool's workers finish together
     if missing:
         store.check_writable()
         for dataset in sorted({config.dataset for config, _ in missing}):
@@ -46,6 +47,13 @@ def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Ba
         lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)
         raise SweepFailed(f"{len(failures)} unit(s) failed (the others are stored):\n{lines}")
     return len(missing)
+
+
+def work(config: SweepConfig) -> float:
+    """A rough measure of a unit's work, to order units (not a prediction of its time): width² · depth · steps ·
+    runs · examples."""
+    m = config.model
+    return float(m.width) ** 2 * m.depth * config.steps * len(config.c_values) * (config.n_train + config.n_sharpness)
 
 
 def compute_sweeps(sweeps: dict[str, list[SweepConfig]] | list[SweepConfig], *, store: ResultsStore | None = None,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from helpers.config import SweepConfig, c_grid, refined_grid
+from helpers.config import SweepConfig, c_grid
 
 
 @pytest.mark.parametrize("change,match", [
@@ -38,13 +37,6 @@ def test_c_grid_is_powers_of_two():
     assert len(c_grid()) == 61 and c_grid()[-1] == 64.0
     with pytest.raises(ValueError):
         c_grid(x_step=0)
-
-
-def test_refined_grid_is_fine_up_to_its_edge_and_coarse_above():
-    grid = refined_grid(x_max=3.0, x_step=0.5, fine_x_max=1.0, fine_step=0.25)
-    assert np.allclose(np.log2(grid), [0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0], atol=1e-6)
-    assert refined_grid(2.0, 0.1, 2.0, 0.1) == c_grid(2.0, 0.1)
-    assert refined_grid(2.0, 0.5, 0.0, 1.0) == c_grid(2.0, 0.5)
 
 
 def test_updated_routes_model_fields_and_rejects_unknown_names(tiny_config):

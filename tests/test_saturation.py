@@ -125,3 +125,64 @@ def test_leading_curve_and_steepest_drop():
     drop = steepest_drop(c, chi)
     assert drop["chi_drop"] == pytest.approx(0.65) and drop["c_from"] == 1.0 and drop["chi_to"] == 0.3
     assert np.isnan(steepest_drop(c[:2], chi[:2])["chi_drop"])
+
+
+def _plateau_then_drop(c: np.ndarray, c0: float = 2.0, width: float = 0.15, low: float = 0.4) -> np.ndarray:
+    """A smooth χ: flat at 1 for small c, a sharp drop around c0, then a plateau at ``low``."""
+    x = np.log2(c)
+    return low + (1 - low) / (1 + np.exp((x - np.log2(c0)) / width))
+
+
+def test_the_curvature_in_c_is_the_chain_rule_of_the_curvature_in_x():
+    from helpers.saturation import curvatures
+
+    c = 2.0 ** np.arange(-1, 2.21, 0.05)
+    d2x, d2c = curvatures(c, _plateau_then_drop(c, width=0.4), window=7, order=3)
+    x = np.log2(c)
+    h = 1e-4  # the exact derivatives of the same function, by central differences
+    f = lambda cc: _plateau_then_drop(cc, width=0.4)
+    exact_c = (f(c + h) - 2 * f(c) + f(c - h)) / h**2
+    fx = lambda xx: f(2.0**xx)
+    exact_x = (fx(x + h) - 2 * fx(x) + fx(x - h)) / h**2
+    inner = slice(4, -4)  # the filter's edges extrapolate
+    assert np.allclose(d2x[inner], exact_x[inner], atol=0.02 * np.abs(exact_x).max())
+    assert np.allclose(d2c[inner], exact_c[inner], atol=0.02 * np.abs(exact_c).max())
+
+
+def test_definition_4_in_c_and_in_x_differ_on_a_broad_drop_as_the_chain_rule_says():
+    from helpers.saturation import critical_c_both
+
+    c = 2.0 ** np.arange(-1, 3.01, 0.1)
+    sharp = critical_c_both(c, _plateau_then_drop(c, width=0.05), window=7, order=3)
+    # the beginning of the drop: at or below its centre c = 2, within the filter's reach (0.35 octave)
+    assert all(-0.35 <= np.log2(sharp[k] / 2) <= 0 for k in ("c_crit_x", "c_crit_c"))
+    broad = critical_c_both(c, _plateau_then_drop(c, width=0.5), window=7, order=3)
+    assert broad["c_crit_c"] != broad["c_crit_x"]
+
+
+def test_stage1_holds_for_a_flat_plateau_and_not_for_a_curve_that_declines_from_the_start():
+    from helpers.saturation import stage1
+
+    rng = np.random.default_rng(0)
+    c = 2.0 ** np.arange(-1, 2.21, 0.1)
+    se = np.full_like(c, 0.01)
+    flat = _plateau_then_drop(c) + rng.normal(0, 0.005, len(c))
+    declining = 1 - 0.15 * (np.log2(c) + 1) + rng.normal(0, 0.005, len(c))
+    found = stage1(c, flat, se, c_drop=2.0)
+    assert found["stage1"] and found["stage1_points"] == len(c[c <= 2 / np.sqrt(2)]) and found["drop"] > 0.4
+    assert not stage1(c, declining, se, c_drop=2.0)["stage1"]
+    assert not stage1(c, flat, np.full_like(c, np.nan), c_drop=2.0)["stage1"]  # one initialization: no noise
+    assert not stage1(c, np.ones_like(c), se, c_drop=2.0)["stage1"]  # flat, but no drop
+    assert not stage1(c, flat, se, c_drop=0.6)["stage1"]  # too few points before the drop
+
+
+def test_the_saturation_table_reports_c_crit_only_where_stage1_holds():
+    from helpers.saturation import saturation_table
+
+    c = 2.0 ** np.arange(-1, 2.21, 0.1)
+    rows = [dict(depth=2, width=2048, c=v, chi=x, chi_se=0.01, n_init=5) for v, x in zip(c, _plateau_then_drop(c))]
+    rows += [dict(depth=4, width=64, c=v, chi=1 - 0.15 * (np.log2(v) + 1), chi_se=0.01, n_init=5) for v in c]
+    table = saturation_table(pd.DataFrame(rows), window=7, order=3, c_max=3.0).set_index("width")
+    assert table.loc[2048, "stage1"] and -0.35 <= np.log2(table.loc[2048, "c_crit"] / 2) <= 0
+    assert not table.loc[64, "stage1"] and np.isnan(table.loc[64, "c_crit"]) and np.isfinite(table.loc[64, "c_crit_x"])
+    assert set(table.n_init) == {5}
