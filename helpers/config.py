@@ -11,7 +11,7 @@ from helpers.data import TRAIN_SIZES, canonical_name
 from helpers.losses import LOSSES
 
 SHARPNESS_METHODS = ("lanczos", "power")
-SEARCHES = ("first-rise", "scan")
+SEARCHES = ("first-rise", "scan", "loss")
 _TUPLES = ("c_values", "seeds", "measure_at")
 
 
@@ -39,9 +39,10 @@ class SweepConfig:
     θ_end = θ_T, or with ``transient_cap`` set the parameters at the end of the run's early transient: the first
     step t ≥ T after which L_t stays below L(θ₀) up to step ``transient_cap`` (θ_T when it never does).
     ``loss_every_step=False`` measures L_t only where the sharpness is measured (long runs; the minibatch loss
-    still detects divergence at every step). ``search`` is how the grid is searched (see :mod:`helpers.engine`;
-    both give the study's constants): ``first-rise`` measures λ^H in every run up to the first whose sharpness
-    rose, ``scan`` in every run; ``measure_at`` lists the steps at which ``scan`` measures it (None: every step).
+    still detects divergence at every step). ``search`` is how the grid is searched (see :mod:`helpers.engine`):
+    ``first-rise`` measures λ^H in every run up to the first whose sharpness rose and ``scan`` in every run (both
+    give the study's constants), ``loss`` in none (c_loss and c_max only); ``measure_at`` lists the steps at which
+    ``scan`` measures it (None: every step).
     ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded to two decimals, exceeds 1 + ε" (the study's 0.05 for
     zero-output networks). ``stack`` is how many runs train together as one stack of models (None: one on CPU, up
     to 16 on a GPU).

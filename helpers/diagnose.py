@@ -13,7 +13,6 @@ rules as the sweeps of the book — and returns a :class:`Diagnosis` that reads 
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,22 +26,34 @@ from helpers.config import SweepConfig, c_grid
 from helpers.data import Data
 from helpers.device import resolve_device
 from helpers.engine import run_model
-from helpers.losses import LOSSES, Loss
+from helpers.losses import Loss
 from helpers.phases import CONSTANTS, critical_constants, phase_of
 from helpers.plots import PHASE_COLOURS
+from helpers.preparation import (as_tensors, built, check_deterministic, check_second_derivatives, checked_loss,
+                                 prepared)
+
+
+HELD = 2.0
+"""The diagnosis's divergence rule beside the study's (a loss above 1e5 or not finite at any step): a run whose loss on
+the data is still at least this multiple of L_0 after the last step has not recovered, and counts as divergent too."""
 
 
 @dataclass(frozen=True)
 class Diagnosis:
     """The early-training phases of one model: per initialization (``per_seed``, one row per seed with
     ``sharpness0``, ``c_loss``, ``c_sharp``, ``c_max`` and whether c_loss/c_sharp were filled with c_max), the grid
-    ``c_values`` and every run (``runs``: one row per c and step, as the bracketing search left it: L_t where c_loss
-    needed it and at each run's last step, λ^H_t in the runs the bracket measured, NaN elsewhere)."""
+    ``c_values`` and every run (``runs``: one row per c and step as the engine's ``first-rise`` search left it: L_t
+    where c_loss needed it and at each run's last step, λ^H_t in every run up to the first whose sharpness rose,
+    NaN elsewhere); the divergence rule's ``held`` multiple, how many parameter tensors were ``frozen`` (not
+    trained, not in λ^H), and whether it was a ``quick`` diagnosis (no c_sharp)."""
 
     per_seed: pd.DataFrame
     c_values: tuple[float, ...]
     runs: pd.DataFrame
     steps: int
+    held: float | None = HELD
+    frozen: int = 0
+    quick: bool = False
 
     @property
     def sharpness0(self) -> np.ndarray:
@@ -69,7 +80,7 @@ class Diagnosis:
 
     def mean(self) -> dict[str, float]:
         """λ^H_0 and the three constants averaged over initializations."""
-        return {name: float(np.nanmean(self.per_seed[name])) for name in ("sharpness0", *CONSTANTS)}
+        return {name: float(self.per_seed[name].mean()) for name in ("sharpness0", *CONSTANTS)}  # NaN-skipping
 
     def lr(self, c: float) -> float:
         """The learning rate η = c/⟨λ^H_0⟩ of the constant c (⟨·⟩: mean over initializations)."""
@@ -96,20 +107,24 @@ class Diagnosis:
         """Learning rates at the top of the stable range, by a stated rule.
 
         High end: the smallest over initializations of c_max/λ^H_0 — no initialization diverged there in the first
-        ``steps`` steps. Low end: the smallest over initializations of c_loss/λ^H_0 — where the first
-        initialization's loss catapults, so that below it training stays in the sharpness-reduction phase for every
-        initialization (and, when c_loss was filled with c_max, half the high end).
+        ``steps`` steps — over the initializations that diverged on the grid (NaN when none did: a c_max at the
+        top of the grid is a lower bound, never a boundary). Low end: the smallest over initializations of
+        c_loss/λ^H_0 — where the first initialization's loss catapults, so that below it training stays in the
+        sharpness-reduction phase for every initialization (and, when c_loss was filled with c_max, half the high
+        end).
         """
         b = self.boundaries()
-        high = float(b["lr_max"].min())
+        censored = self.per_seed["censored"].to_numpy(bool) if "censored" in self.per_seed else np.zeros(len(b), bool)
+        high = float(b["lr_max"][~censored].min()) if (~censored).any() else math.nan
         observed = b["lr_loss"][~self.per_seed["c_loss_filled"].to_numpy(bool)]
         low = float(observed.min()) if len(observed) else high / 2
-        return min(low, high), high
+        return (min(low, high), high) if math.isfinite(high) else (low, high)
 
     def suggested_lr(self) -> float:
-        """One learning rate: the geometric middle of :meth:`suggested_range`."""
+        """One learning rate: the geometric middle of :meth:`suggested_range` (its low end when no initialization
+        diverged on the grid)."""
         low, high = self.suggested_range()
-        return math.sqrt(low * high)
+        return math.sqrt(low * high) if math.isfinite(high) else low
 
     def to_frame(self) -> pd.DataFrame:
         """One row per initialization: seed, λ^H_0, the constants, the boundaries as learning rates, and the fills."""
@@ -129,12 +144,15 @@ class Diagnosis:
             edges = sorted({left, right, *[v for v in lrs if left < v < right]})
             for lo, hi in zip(edges[:-1], edges[1:]):
                 c = math.sqrt(lo * hi) * row.sharpness0
+                if c > row.c_max and getattr(row, "censored", False):
+                    continue  # beyond a grid that found no divergence: untested, left blank
                 phase = phase_of(c, row.c_loss, row.c_sharp, row.c_max)
                 ax.barh(i, hi - lo, left=lo, color=PHASE_COLOURS[phase], height=0.7,
                         label=None if phase in drawn else phase)
                 drawn.add(phase)
         low, high = self.suggested_range()
-        ax.axvspan(low, high, fill=False, hatch="//", ec="k", lw=0.8, label="suggested range")
+        ax.axvspan(low, high if math.isfinite(high) else right, fill=False, hatch="//", ec="k", lw=0.8,
+                   label="suggested range")
         ax.set(xscale="log", xlim=(left, right), xlabel="learning rate η", yticks=range(len(b)),
                yticklabels=[f"seed {s}" for s in b.seed], title=title)
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -142,107 +160,108 @@ class Diagnosis:
 
     def __str__(self) -> str:
         m, (low, high) = self.mean(), self.suggested_range()
-        lines = [f"Early phase diagram ({len(self.per_seed)} initializations, {self.steps} steps, "
-                 f"grid c = {self.c_values[0]:.3g} … {self.c_values[-1]:.3g}):",
+        rule = f"not finite, above 1e5, or ≥ {self.held:g}·L_0 after the last step" if self.held else \
+            "not finite or above 1e5"
+        lines = [f"Early phase diagram of plain SGD ({len(self.per_seed)} initializations, {self.steps} steps, "
+                 f"grid c = {self.c_values[0]:.3g} … {self.c_values[-1]:.3g}; divergent: loss {rule}):",
                  f"  λ^H_0 = {m['sharpness0']:.4g} (mean); per seed: " +
                  ", ".join(f"{v:.4g}" for v in self.sharpness0)]
-        for name, label in (("c_loss", "loss catapults from"), ("c_sharp", "sharpness catapults from"),
+        floor = self.c_values[0]
+        for name, label in (("c_loss", "the loss rises from"), ("c_sharp", "the sharpness rises from"),
                             ("c_max", "diverges above")):
             filled = int(self.per_seed[f"{name}_filled"].sum()) if f"{name}_filled" in self.per_seed else 0
             note = f" ({filled} filled with c_max)" if filled else ""
+            at_floor = int((self.per_seed[name] == floor).sum())
+            if name == "c_sharp" and at_floor:  # early sharpening: the sharpness rises even at the smallest c
+                note += (f"; for {at_floor} seed(s) it rises already at the grid's first c = {floor:.3g} (early "
+                         "sharpening, not a catapult threshold: start the grid lower to find where it begins)")
+            if name == "c_max" and "censored" in self.per_seed and self.per_seed["censored"].any():
+                censored = int(self.per_seed["censored"].sum())
+                lines.append(f"  {censored} seed(s) did not diverge up to c = {self.c_values[-1]:.3g} "
+                             f"(η = {self.lr(self.c_values[-1]):.3g}): their c_max is a lower bound; extend the grid")
             lines.append(f"  {label:<26} c = {m[name]:.3g}, η = {self.lr(m[name]):.3g}{note}")
-        lines.append(f"  suggested learning rates: {low:.3g} … {high:.3g} (middle {self.suggested_lr():.3g})")
-        at_floor = int((self.per_seed[list(CONSTANTS)] == self.c_values[0]).to_numpy().sum())
-        if at_floor:
-            lines.append(f"  {at_floor} constant(s) at the grid's first c = {self.c_values[0]:.3g}: they may lie "
-                         "lower; start the grid lower to see")
+        if self.quick:
+            lines.append("  quick diagnosis: c_sharp not measured")
+        if self.frozen:
+            lines.append(f"  {self.frozen} frozen parameter tensor(s) kept fixed and left out of λ^H")
+        if math.isfinite(high):
+            lines.append(f"  suggested learning rates: {low:.3g} … {high:.3g} (middle {self.suggested_lr():.3g})")
+        else:
+            lines.append(f"  suggested learning rate: {low:.3g} (where the loss starts to rise); no divergence up to "
+                         f"η = {self.lr(self.c_values[-1]):.3g}: extend the grid to find the upper boundary")
+        low_loss = int((self.per_seed["c_loss"] == floor).sum())
+        if low_loss:
+            lines.append(f"  c_loss of {low_loss} seed(s) at the grid's first c = {floor:.3g}: it may lie lower; "
+                         "start the grid lower to see")
         return "\n".join(lines)
 
     __repr__ = __str__
 
 
-def _as_tensors(x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(x, torch.utils.data.DataLoader):
-        xs, ys = zip(*x)
-        if y is not None:
-            raise ValueError("pass either a DataLoader as x (and no y) or the tensors x and y")
-        return torch.cat(xs), torch.cat(ys)
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
-        raise TypeError("x and y must be tensors (or x a DataLoader of (x, y) batches)")
-    if len(x) != len(y):
-        raise ValueError(f"x and y hold different numbers of examples: {len(x)} and {len(y)}")
-    if len(x) == 0:
-        raise ValueError("x holds no examples")
-    return x, y
+def held_divergent(runs: pd.DataFrame, held: float | None = HELD) -> pd.DataFrame:
+    """``runs`` with every run whose L_T/L_0 ≥ ``held`` (None: never) marked divergent at its last step."""
+    if held is None:
+        return runs
+    runs = runs.copy()
+    last = runs.groupby(["seed", "c"]).step.transform("max") == runs.step
+    high = last & ~runs.diverged & (runs.loss / runs.loss0 >= held)
+    runs.loc[high, "diverged"] = True
+    return runs
 
 
-def _checked_loss(loss: str | Loss, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Loss:
-    fn = LOSSES.get(loss) if isinstance(loss, str) else loss
-    if fn is None:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a callable")
-    with torch.no_grad():
-        value = fn(model(x[:2]), y[:2])
-    if not (isinstance(value, torch.Tensor) and value.dim() == 0):
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"the loss must return a scalar tensor (a mean over the batch), got {shape}")
-    return fn
-
-
-def _prepared(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """A copy ready for the engine's stacked functional calls: on ``device``, in training mode, with BatchNorm's
-    running statistics left out (in training mode they do not change the outputs)."""
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("the model has no trainable parameters")
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.dropout._DropoutNd) and module.p > 0:
-            raise ValueError(f"the model has dropout (p={module.p}): its loss is random, so λ^H is undefined. "
-                             "Build it with dropout 0 for the diagnosis.")
-    model = copy.deepcopy(model).to(device).train()
-    torch.func.replace_all_batch_norm_modules_(model)
-    return model
+def _diagnose_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, loss, target,
+                   batches) -> pd.DataFrame:
+    """One initialization's runs, the model checked first (randomness, second derivatives)."""
+    fn = checked_loss(loss, net, data.x, data.y)
+    check_deterministic(net, data.x[:8])
+    check_second_derivatives(net, data.x[:2])
+    with sdpa_kernel([SDPBackend.MATH]):   # the one attention kernel with second derivatives everywhere
+        return run_model(config, net, data, seed, target, loss=fn, batches=batches).runs
 
 
 def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, loss: str | Loss = "mse", *,
              batch_size: int | None = None, steps: int = 10, seeds: Sequence[int] = (0, 1, 2),
              c_values: Sequence[float] | None = None, n_sharpness: int = 2048, sharpness: str = "lanczos",
+             held: float | None = HELD, quick: bool = False, progress: bool = True,
              device: str | torch.device | None = None) -> Diagnosis:
-    """The early phase diagram of ``model`` on (``x``, ``y``): λ^H_0 and c_loss, c_sharp, c_max per initialization.
+    """The early phase diagram of ``model`` trained by plain SGD (no momentum, no weight decay) on (``x``, ``y``):
+    λ^H_0 and c_loss, c_sharp, c_max per initialization, at η = c/λ^H_0.
 
     ``model``: a zero-argument callable that builds a freshly initialized model (called once per seed under
-    ``torch.manual_seed(seed)``), or a module, whose own initialization is then the only one. Any initialization,
-    biases and buffers are kept; BatchNorm runs in training mode; dropout must be off. ``loss``: ``"mse"``,
-    ``"xent"`` (one-hot targets) or any callable (outputs, targets) → scalar. ``x``, ``y``: tensors, or a
-    ``DataLoader`` as ``x`` (all its batches). ``batch_size=None`` trains by full-batch gradient descent; otherwise
-    SGD over seeded permutations. λ^H is measured on the first ``n_sharpness`` examples. ``c_values``: the grid of
-    c = η·λ^H_0 (default: the study's 2^x, x = 0, 0.1, …, 6), scanned upward until the first divergence; c_sharp is
-    found by the bracketing search of the sweeps.
+    ``torch.manual_seed(seed)``, the caller's random state restored after), or a module, whose own initialization is
+    then the only one; either way the diagnosis trains a copy. Its trainable parameters are trained and enter λ^H;
+    frozen ones stay as they are. BatchNorm uses batch statistics as in training; dropout of every kind is off.
+    ``loss``: ``"mse"`` (targets shaped like the output), ``"xent"`` (class labels [B] or one-hot targets) or any
+    callable (outputs, targets) → scalar. ``x``, ``y``: tensors, or a ``DataLoader`` as ``x`` (all its batches,
+    and its batch size unless ``batch_size`` is given). ``batch_size=None`` trains by full-batch gradient descent,
+    otherwise SGD over seeded permutations. λ^H is measured on the first ``n_sharpness`` examples. ``c_values``: the
+    grid of c (default: the study's 2^x, x = 0, 0.1, …, 6), walked upward until the first divergence: the loss not
+    finite or above 1e5 at any step, or (``held``) still ≥ held·L_0 after the last step. ``quick``: one seed, λ^H on
+    at most 512 examples and no c_sharp (only c_loss and c_max). ``progress``: a progress bar over initializations.
     """
-    x, y = _as_tensors(x, y)
+    from tqdm import tqdm
+
+    x, y, batch_size = as_tensors(x, y, batch_size)
     target = resolve_device(device)
     builder = model if not isinstance(model, torch.nn.Module) else None
-    if builder is None:
-        seeds = tuple(seeds)[:1]
+    seeds = tuple(seeds)[:1] if builder is None or quick else tuple(seeds)
     if not len(seeds):
         raise ValueError("seeds is empty: give at least one initialization seed")
     grid = tuple(c_grid(6.0, 0.1)) if c_values is None else tuple(float(c) for c in c_values)
-    n = len(x)
+    n, n_sharpness = len(x), min(n_sharpness, 512) if quick else n_sharpness
     config = SweepConfig(n_train=min(n_sharpness, n), n_sharpness=min(n_sharpness, n), batch_size=batch_size or n,
-                         steps=steps, c_values=grid, seeds=tuple(seeds), sharpness=sharpness)
+                         steps=steps, c_values=grid, seeds=seeds, sharpness=sharpness,
+                         search="loss" if quick else "first-rise")
     data = Data(x.to(target), y.to(target), y.to(target), "user")
-    tables = []
-    for seed in config.seeds:
-        if builder is not None:
-            torch.manual_seed(seed)
-            net = builder()
-        else:
-            net = model
-        net = _prepared(net, target)
-        fn = _checked_loss(loss, net, data.x, data.y)
-        batches = None if batch_size else [torch.arange(n)] * steps
-        with sdpa_kernel([SDPBackend.MATH]):   # the one attention kernel with second derivatives everywhere
-            tables.append(run_model(config, net, data, seed, target, loss=fn, batches=batches).runs)
-    runs = pd.concat(tables, ignore_index=True)
+    batches = None if batch_size else [torch.arange(n)] * steps
+    tables, frozen = [], 0
+    for seed in tqdm(config.seeds, desc="initializations", disable=not progress, leave=False):
+        net, frozen = prepared(built(builder, seed) if builder is not None else model, target)
+        tables.append(_diagnose_seed(config, net, data, seed, loss, target, batches))
+    runs = held_divergent(pd.concat(tables, ignore_index=True), held)
     constants = critical_constants(runs)
+    if quick:
+        constants = constants.assign(c_sharp=np.nan, c_sharp_filled=False)
     sharpness0 = runs.groupby("seed")["sharpness0"].first().rename("sharpness0").reset_index()
     per_seed = sharpness0.merge(constants[["seed", *CONSTANTS, "c_loss_filled", "c_sharp_filled", "censored"]],
                                 on="seed")
@@ -250,4 +269,4 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
         first = min(grid)
         bad = per_seed.loc[per_seed["c_max"].isna(), "seed"].tolist()
         raise ValueError(f"training diverged at the smallest c = {first} for seeds {bad}: start the grid lower")
-    return Diagnosis(per_seed, grid, runs, steps)
+    return Diagnosis(per_seed, grid, runs, steps, held=held, frozen=frozen, quick=quick)

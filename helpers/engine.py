@@ -13,6 +13,7 @@ Two searches (``SweepConfig.search``), both giving the study's c_loss, c_sharp a
   later runs train without it. L_t is computed while c_loss is undecided, and at every run's last step (whether θ_T
   diverged). The training arithmetic is the same as the scan's and every run that could change an answer is
   measured, so the constants are the scan's.
+- ``loss``: as ``first-rise`` without the sharpness: c_loss and c_max only.
 """
 
 from __future__ import annotations
@@ -360,7 +361,7 @@ def walk_grid(config: SweepConfig, train, size: int) -> tuple[list[dict], list[d
         if config.search == "scan":
             policy = Policy()
         else:
-            policy = Policy(sharpness="never" if sharp_found else "until risen",
+            policy = Policy(sharpness="never" if sharp_found or config.search == "loss" else "until risen",
                             loss="last step" if loss_found else "until c_loss")
         new, segment = train(chunk, policy)
         stop = min((r["c"] for r in new if r["diverged"]), default=None)

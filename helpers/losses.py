@@ -15,7 +15,10 @@ def mse(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def cross_entropy(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """L = mean over batch of −Σ_k y_k log softmax(f)_k."""
+    """L = mean over batch of −Σ_k y_k log softmax(f)_k; ``y`` one-hot (or probabilities) [B, k], or integer class
+    labels [B] as ``nn.CrossEntropyLoss`` takes them."""
+    if not y.is_floating_point():
+        return torch.nn.functional.cross_entropy(f, y)
     return -(y * torch.log_softmax(f, dim=-1)).sum(dim=-1).mean()
 
 

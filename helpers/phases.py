@@ -152,7 +152,8 @@ def phase_of(c: float, c_loss: float, c_sharp: float, c_max: float) -> str:
 
 def average_constants(constants: pd.DataFrame, names: tuple[str, ...] = CONSTANTS, low: float = 0.25,
                       high: float = 0.75) -> pd.DataFrame:
-    """Mean and [low, high] quantiles over initializations of each constant, per sweep, with d/w; beside each mean,
+    """Mean, its standard error and [low, high] quantiles over initializations of each constant, per sweep, with
+    d/w; beside each mean,
     the mean over *observed* values only (``<name>_observed``, over ``<name>_n_observed`` initializations): a value
     filled with c_max (no rise below it) or a c_max at the top of the grid (``censored``) is a lower bound, not an
     observation."""
@@ -170,6 +171,7 @@ def average_constants(constants: pd.DataFrame, names: tuple[str, ...] = CONSTANT
                 row[f"{name}_filled"] = float(bound.mean())  # the share filled with c_max
             observed = group.loc[~bound.astype(bool), name].dropna()
             row[f"{name}_observed"], row[f"{name}_n_observed"] = observed.mean(), len(observed)
+            row[f"{name}_se"] = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else np.nan
         rows.append(row)
     out = pd.DataFrame(rows)
     out["d_over_w"] = out["depth"] / out["width"]
@@ -180,14 +182,26 @@ def polynomial_fit(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     """Least-squares polynomial of ``degree`` (lowered to fit the number of distinct points) through (x, y)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = ~np.isnan(y)
+    if not keep.any():
+        return np.poly1d([np.nan])
     degree = max(0, min(degree, len(np.unique(x[keep])) - 1))
     return np.poly1d(np.polyfit(x[keep], y[keep], degree))
 
 
-def trend(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> str:
-    """How y changes as x grows: ``"rises"`` or ``"falls"`` when strictly monotone, else ``"is not monotone"``."""
-    order = np.argsort(np.asarray(x, float))
-    steps = np.diff(np.asarray(y, float)[order])
+def trend(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series, se: np.ndarray | pd.Series | None = None,
+          z: float = 2.0) -> str:
+    """How y changes as x grows. With the standard errors ``se`` of y: by the weighted least-squares slope against
+    its own standard error, ``"rises"`` or ``"falls"`` when it lies more than ``z`` of them from 0, else ``"is flat
+    within its noise"``. Without them (or where one is missing or 0): ``"rises"`` or ``"falls"`` when strictly
+    monotone, else ``"is not monotone"``."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if se is not None and len(x) > 1 and np.all(np.asarray(se, float) > 0):
+        w = 1 / np.asarray(se, float) ** 2
+        dx = x - np.average(x, weights=w)
+        slope = np.sum(w * dx * (y - np.average(y, weights=w))) / np.sum(w * dx**2)
+        error = np.sqrt(1 / np.sum(w * dx**2))
+        return "rises" if slope > z * error else "falls" if slope < -z * error else "is flat within its noise"
+    steps = np.diff(y[np.argsort(x)])
     if len(steps) and (steps > 0).all():
         return "rises"
     if len(steps) and (steps < 0).all():
@@ -197,29 +211,31 @@ def trend(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series) -> str:
 
 def describe_trends(arms: dict[str, pd.DataFrame], names: tuple[str, ...] = CONSTANTS) -> str:
     """One clause per constant: how its mean over initializations changes with d/w in each arm of a phase diagram
-    (``arms``: a label such as "across widths" → the arm's :func:`average_constants`)."""
+    (``arms``: a label such as "across widths" → the arm's :func:`average_constants`), by :func:`trend` with the
+    means' standard errors."""
     clauses = []
     for name in names:
-        parts = [f"{trend(a['d_over_w'], a[name])} {label}" for label, a in arms.items()]
+        parts = [f"{trend(a['d_over_w'], a[name], a.get(f'{name}_se'))} {label}" for label, a in arms.items()]
         clauses.append(f"⟨{name}⟩ " + " and ".join(parts))
     return "; ".join(clauses)
 
 
-def first_step_sharpness_ratio(runs: pd.DataFrame) -> float:
-    """λ^H_1/λ^H_0 at the smallest c of ``runs``, averaged over its networks and initializations."""
-    first = runs[(runs["step"] == 1) & (runs["c"] == runs["c"].min())]
-    return float((first["sharpness"] / first["sharpness0"]).mean())
-
-
-def describe_scaled_outputs(runs: dict[str, pd.DataFrame], constants: dict[str, pd.DataFrame]) -> str:
-    """One clause per output variant: λ₁/λ₀ at the smallest c, and ⟨c_loss⟩ at the narrowest and widest width."""
-    parts = []
-    for variant, table in runs.items():
-        by_width = constants[variant].groupby("width")["c_loss"].mean()
-        parts.append(f"{variant}: λ₁/λ₀ = {first_step_sharpness_ratio(table):.3f}, ⟨c_loss⟩ = "
-                     f"{by_width.iloc[0]:.2f} at width {by_width.index[0]} and {by_width.iloc[-1]:.2f} at width "
-                     f"{by_width.index[-1]}")
-    return "; ".join(parts)
+def early_spread(runs: pd.DataFrame, c: float) -> pd.DataFrame:
+    """App. E's question, per sweep: how far apart the early trajectories of different initializations lie at one
+    c — the standard deviation over initializations of L_t/L_0 (and of λ^H_t/λ^H_0 where measured), averaged over
+    1 ≤ t ≤ T, with d/w."""
+    at = runs[(runs.c == c) & (runs.step >= 1) & ~runs.diverged]
+    keys = sweep_columns(runs)
+    rows = []
+    for key, group in at.groupby(keys, dropna=False):
+        ratios = group.assign(loss_ratio=group.loss / group.loss0, sharp_ratio=group.sharpness / group.sharpness0)
+        by_step = ratios.groupby("step")[["loss_ratio", "sharp_ratio"]].std()
+        rows.append(dict(zip(keys, key), n_init=group.seed.nunique(), loss_spread=float(by_step.loss_ratio.mean()),
+                         sharpness_spread=float(by_step.sharp_ratio.mean())))
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["d_over_w"] = out["depth"] / out["width"]
+    return out
 
 
 def plain(value):
@@ -236,3 +252,14 @@ def plain(value):
 def plain_rows(table: pd.DataFrame, columns: dict[str, str]) -> list[dict]:
     """Rows as plain dicts {new name: int, float or None (for NaN)}, for gluing into a chapter."""
     return [{new: plain(row[old]) for old, new in columns.items()} for _, row in table.iterrows()]
+
+
+def barrier_claim(constants: pd.DataFrame, rule: str = "c_barrier") -> dict:
+    """The study's claim c_barrier ≥ c_sharp under one barrier rule (a column of :func:`barrier_constants`), over the
+    initializations whose c_sharp and barrier were both observed (not filled): {"held", "total", "exceptions"}, the
+    exceptions as plain rows."""
+    observed = constants[~constants[f"{rule}_filled"] & ~constants["c_sharp_filled"]]
+    bad = observed[observed[rule] < observed["c_sharp"]]
+    keys = [k for k in ("depth", "width", "seed", "c_sharp", rule) if k in bad.columns]
+    return dict(held=int(len(observed) - len(bad)), total=int(len(observed)), exceptions=plain_rows(bad, dict(
+        zip(keys, keys))))

@@ -38,27 +38,33 @@ def plot_trajectories(runs: pd.DataFrame, axes: tuple[Axes, Axes], cmap: str = "
 
 
 def plot_phase_diagram(averages: pd.DataFrame, ax: Axes, x: str = "d_over_w", names: tuple[str, ...] = CONSTANTS,
-                       degree: int = 2, shade: bool = True) -> None:
+                       degree: int = 2, shade: bool = True, observed: bool = True) -> None:
     """⟨c_loss⟩, ⟨c_sharp⟩, ⟨c_max⟩ (and any other named constant) against ``x`` with quantile bands and fits.
 
-    The plane is shaded by phase, as in the study: below ⟨c_loss⟩ sharpness reduction, then loss catapult,
-    then loss and sharpness catapult up to ⟨c_max⟩, divergence above.
+    With ``observed`` (and :func:`~helpers.phases.average_constants`'s ``<name>_observed`` columns), the points and
+    fits are the means over observed values, and the means that count values filled with c_max (lower bounds) are
+    drawn hollow where they differ. The plane is shaded by phase, as in the study: below ⟨c_loss⟩ sharpness
+    reduction, then loss catapult, then loss and sharpness catapult up to ⟨c_max⟩, divergence above.
     """
     data = averages.sort_values(x)
     xs = data[x].to_numpy(dtype=float)
     dense = np.linspace(xs.min(), xs.max(), 200) if len(xs) > 1 else xs
-    fits = {name: polynomial_fit(xs, data[name], degree) for name in names}
+    column = {name: f"{name}_observed" if observed and f"{name}_observed" in data else name for name in names}
+    fits = {name: polynomial_fit(xs, data[column[name]], degree) for name in names}
     if shade and all(n in fits for n in CONSTANTS):
         top = max(float(data["c_max_high"].max()) * 1.5, 8.0)
         bounds = [np.full_like(dense, 1.0), fits["c_loss"](dense), fits["c_sharp"](dense), fits["c_max"](dense),
                   np.full_like(dense, top)]
-        for phase, lower, upper in zip(PHASES, bounds[:-1], bounds[1:]):
+        for phase, lower, upper in zip((PHASES[0], PHASES[1], PHASES[2], PHASES[3]), bounds[:-1], bounds[1:]):
             ax.fill_between(dense, lower, np.maximum(lower, upper), color=PHASE_COLOURS[phase], label=phase, lw=0)
         ax.set_ylim(1.0, max(top, ax.get_ylim()[1]))  # axes that share y keep the largest of their ranges
     for name in names:
         colour, marker, label = CONSTANT_STYLE.get(name, ("tab:purple", "x", name))
         ax.fill_between(xs, data[f"{name}_low"], data[f"{name}_high"], color=colour, alpha=0.15, lw=0)
-        ax.plot(xs, data[name], marker=marker, ls="none", color=colour, label=label)
+        ax.plot(xs, data[column[name]], marker=marker, ls="none", color=colour, label=label)
+        if column[name] != name:
+            differs = ~np.isclose(data[name], data[column[name]], equal_nan=True)
+            ax.plot(xs[differs], data[name][differs], marker=marker, ls="none", mfc="none", color=colour)
         ax.plot(dense, fits[name](dense), color=colour, lw=1)
     ax.axhline(2.0, color="grey", ls=":", lw=0.8)
     ax.set(xlabel="$d/w$" if x == "d_over_w" else x, ylabel="$c$", yscale="log")

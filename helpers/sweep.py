@@ -96,11 +96,6 @@ def _stored(store: ResultsStore, config: SweepConfig, seed: int) -> Unit:
     return unit
 
 
-def sweep_results(config: SweepConfig, **options) -> Unit:
-    """Both tables of one sweep; see :func:`sweeps_results` for the options."""
-    return sweeps_results([config], **options)
-
-
 def run_sweep(config: SweepConfig, **options) -> pd.DataFrame:
     """The tidy table of a sweep, a row per (initialization, c, step); see :func:`sweeps_results`."""
     return sweeps_results([config], **options).runs
@@ -109,20 +104,3 @@ def run_sweep(config: SweepConfig, **options) -> pd.DataFrame:
 def run_sweeps(configs: list[SweepConfig], **options) -> pd.DataFrame:
     """The runs of several sweeps, concatenated; see :func:`sweeps_results`."""
     return sweeps_results(configs, **options).runs
-
-
-def grid_configs(config: SweepConfig, depths: list[int], widths: list[int]) -> list[SweepConfig]:
-    """``config`` at every (depth, width)."""
-    if not depths or not widths:
-        raise ValueError("depths and widths must be non-empty lists")
-    return [config.with_model(depth=d, width=w) for d in depths for w in widths]
-
-
-def grid_results(config: SweepConfig, depths: list[int], widths: list[int], **options) -> Unit:
-    """Both tables of the sweep of ``config`` at every (depth, width), concatenated."""
-    return sweeps_results(grid_configs(config, depths, widths), **options)
-
-
-def run_grid(config: SweepConfig, depths: list[int], widths: list[int], **options) -> pd.DataFrame:
-    """The runs of ``config`` at every (depth, width), concatenated."""
-    return grid_results(config, depths, widths, **options).runs

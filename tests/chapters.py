@@ -12,14 +12,21 @@ BOOK = ROOT / "book"
 STRAY = re.compile(r" at 0x[0-9a-f]+>|\b\w*Warning\b: ")
 
 
-def chapters() -> list[Path]:
-    """The executable chapters: MyST notebooks whose front matter names a kernel."""
+def executable_pages() -> list[Path]:
+    """The executable pages: MyST notebooks whose front matter names a kernel (the chapters and the status page)."""
     out = []
     for path in sorted(BOOK.glob("*.md")):
         text = path.read_text()
         if text.startswith("---") and "kernelspec:" in text.split("---")[1]:
             out.append(path)
     return out
+
+
+def chapters() -> list[Path]:
+    """The chapters: the executable pages that have parameters (``helpers.chapter_params.DEFAULTS``, the one list)."""
+    from helpers.chapter_params import DEFAULTS
+
+    return [BOOK / f"{name}.md" for name in DEFAULTS]
 
 
 def notebook_cells(chapter: Path) -> list[dict]:

@@ -11,21 +11,27 @@ import papermill
 import pytest
 
 from helpers.chapter_params import DEFAULTS, ChapterParameters, chapter_parameters, read_preset
-from helpers.chapter_sweeps import phase_diagram_sweeps
+from helpers.chapter_sweeps import SWEEPS, phase_diagram_sweeps
 from helpers.config import c_grid
-from tests.chapters import BOOK, ROOT, chapters, parameters_cell_values, stray_outputs
+from tests.chapters import BOOK, ROOT, chapters, executable_pages, parameters_cell_values, stray_outputs
 
 PRESETS = sorted((ROOT / "params").glob("*/*.yml"))
-STORING = {"02_catapult_dynamics", "03_phase_diagrams", "04_loss_connectivity", "05_intermediate_saturation",
-           "06_output_scale"}  # the chapters that run sweeps and store them
+STORING = set(SWEEPS)  # the chapters that run sweeps and store them
 
 
 def preset_id(preset: Path) -> str:
     return f"{preset.parent.name}/{preset.stem}"
 
 
-def test_every_chapter_has_parameters_and_a_smoke_preset():
-    assert {p.stem for p in chapters()} == set(DEFAULTS)
+def test_the_chapters_are_listed_once_and_every_list_agrees():
+    import yaml
+
+    assert {p.stem for p in executable_pages()} == set(DEFAULTS) | {"status"}
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = [entry["file"] for entry in toc["chapters"]]
+    assert [name for name in listed if name in DEFAULTS] == sorted(DEFAULTS) and "status" in listed
+    for text in ((BOOK / "intro.md").read_text(), (ROOT / "README.md").read_text()):
+        assert all(name in text for name in DEFAULTS)
     for name in DEFAULTS:
         assert (ROOT / "params" / name / "smoke.yml").exists(), f"params/{name}/smoke.yml is missing"
 
@@ -94,7 +100,9 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert all(set(r) == {"depth", "width", "init", "c_loss", "c_sharp", "c_max"} for r in rows)
         assert {r["width"] for r in values["phase_table_conv"]} == {4}
         subset = {(r["n_sharpness"], r["init"]) for r in values["subset_table"]}
-        assert subset == {(n, seed) for n in (128, 256) for seed in (0, 1)}
+        assert subset == {(n, seed) for n in (64, 128) for seed in (0, 1)}
+        assert values["ordering_power"]["total"] == len(rows)
+        assert {(r["depth"], r["width"]) for r in values["averages_observed"]} == {(2, 16), (2, 32), (3, 16), (2, 48)}
         assert set(values["subset_differ"]) == {"c_loss", "c_sharp", "c_max"}
 
 

@@ -204,3 +204,36 @@ def test_a_violation_is_observable_only_where_every_run_below_c_loss_had_its_sha
     constants = critical_constants(pd.concat([seen, blind, risen]).assign(steps=2)).set_index("seed")
     assert constants.order_observable.tolist() == [True, False, True]
     assert constants.loc[2, "c_sharp"] == 2.0 and not constants.loc[2, "ordered"]
+
+
+def test_a_trend_is_called_only_when_the_slope_stands_out_of_its_noise():
+    from helpers.phases import trend
+
+    x = np.array([0.01, 0.02, 0.04, 0.08])
+    assert trend(x, 2 + 10 * x, se=np.full(4, 0.01)) == "rises"
+    assert trend(x, 2 - 10 * x, se=np.full(4, 0.01)) == "falls"
+    assert trend(x, 2 + 10 * x, se=np.full(4, 1.0)) == "is flat within its noise"  # a slope of 0.8 in noise of 1
+    assert trend(x, [2.0, 2.3, 2.2, 2.9], se=np.full(4, 0.05)) == "rises"  # not monotone, but clearly rising
+    assert trend(x, [2.0, 2.3, 2.2, 2.9]) == "is not monotone"  # without standard errors: strictly monotone only
+    assert trend(x, [2.0, 2.3, 2.2, 2.9], se=[0.05, np.nan, 0.05, 0.05]) == "is not monotone"
+
+
+def test_early_spread_is_the_seed_to_seed_deviation_of_the_trajectories():
+    from helpers.phases import early_spread
+
+    a = _table({1.0: ([0.9, 0.8], [0.9, 0.9], False)}, seed=0)
+    b = _table({1.0: ([0.7, 0.6], [0.9, 0.9], False)}, seed=1)
+    out = early_spread(pd.concat([a, b]), c=1.0).iloc[0]
+    assert out.loss_spread == pytest.approx(np.std([0.9, 0.7], ddof=1)) and out.sharpness_spread == 0.0
+    assert out.n_init == 2 and out.d_over_w == pytest.approx(4 / 64)
+
+
+def test_the_barrier_claim_counts_observed_initializations_and_names_the_exceptions():
+    from helpers.phases import barrier_claim
+
+    constants = pd.DataFrame(dict(depth=2, width=[32, 32, 128], seed=[0, 1, 0], c_sharp=[2.0, 3.0, 4.0],
+                                  c_sharp_filled=[False, False, True], c_barrier=[2.0, 2.5, 1.0],
+                                  c_barrier_filled=[False, False, False]))
+    found = barrier_claim(constants)
+    assert (found["held"], found["total"]) == (1, 2)  # the third has c_sharp filled: not counted
+    assert found["exceptions"] == [dict(depth=2, width=32, seed=1, c_sharp=3.0, c_barrier=2.5)]

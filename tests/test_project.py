@@ -201,3 +201,19 @@ def test_a_stray_repr_in_a_notebook_cell_fails_under_nbval_unless_a_semicolon_hi
     assert "FAILED book/x.ipynb::Cell 0" in run.stdout, run.stdout
     assert "PASSED book/x.ipynb::Cell 1" in run.stdout and "PASSED book/x.ipynb::Cell 2" in run.stdout, run.stdout
     assert "output that must not reach the book" in run.stdout
+
+
+def test_no_function_in_helpers_is_longer_than_60_lines():
+    long = []
+    for path in sorted((ROOT / "helpers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long
+
+
+def test_no_column_list_of_the_sweep_parameters_is_written_by_hand():
+    # the parameter columns and the sweep key come from the configuration dataclasses (helpers/schema.py) only
+    for path in (ROOT / "helpers").glob("*.py"):
+        text = path.read_text()
+        assert "MODEL_KEYS" not in text and ("PARAMETER_COLUMNS = {" not in text), path.name

@@ -1,0 +1,74 @@
+"""The results that ship with the book (``store/``): every unit the chapters' defaults need is there, at this
+numerics version and nothing else; and the cheapest unit of each chapter, recomputed from scratch here, has the
+shipped numbers (the constants exactly; λ^H_0 and the losses within float32 reduction noise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.chapter_params import chapter_parameters
+from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, unique_configs
+from helpers.engine import compute_unit
+from helpers.phases import critical_constants
+from helpers.schema import NUMERICS_VERSION, SWEEP
+from helpers.store import ResultsStore, folder_name
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "store"
+SIZE_LIMIT = 20 * 2**20
+RELATIVE = 1e-4  # λ^H_0, L_t, λ^H_t: float32 reductions may add in another order on another CPU
+
+
+def needed(chapter: str) -> dict[tuple[str, int], tuple]:
+    """(folder, seed) → (configuration, seed) for every unit of the chapter's default sweeps."""
+    configs = unique_configs(chapter_sweeps(chapter_parameters(chapter)))
+    return {(folder_name(c), s): (c, s) for c in configs for s in c.seeds}
+
+
+def shipped_only(tmp_path: Path) -> ResultsStore:
+    return ResultsStore(tmp_path / "empty-local", shipped=SHIPPED)
+
+
+def test_every_unit_the_defaults_need_ships_at_this_numerics_version_and_nothing_else(tmp_path):
+    store = shipped_only(tmp_path)
+    units = {key: unit for chapter in SWEEPS for key, unit in needed(chapter).items()}
+    missing = [f"{folder}/seed-{seed}" for (folder, seed), unit in units.items() if not store.is_stored(*unit)]
+    assert not missing, f"{len(missing)} of {len(units)} units missing from store/ (python -m helpers sweep all " \
+                        f"--backend processes --results store): {missing[:5]}"
+    folders = {folder for folder, _ in units}
+    for meta in SHIPPED.glob("*/config.json"):
+        assert json.loads(meta.read_text())["numerics"] == NUMERICS_VERSION, meta.parent.name
+        assert meta.parent.name in folders, f"{meta.parent.name} is shipped but no chapter's defaults need it"
+    shipped = {(p.parent.name, int(p.name.split("-")[1].split(".")[0])) for p in SHIPPED.glob("*/seed-*[0-9].csv.gz")}
+    assert shipped == set(units)
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert size <= SIZE_LIMIT, f"store/ holds {size / 2**20:.1f} MiB"
+
+
+def cheapest(chapter: str, store: ResultsStore) -> tuple:
+    """The chapter's unit that took the least time to compute (as recorded in the store)."""
+    return min(needed(chapter).values(), key=lambda unit: float(store.load(*unit).runs.seconds.iloc[0]))
+
+
+@pytest.mark.parametrize("chapter", sorted(SWEEPS))
+def test_the_cheapest_unit_of_each_chapter_recomputes_to_the_shipped_numbers(chapter, tmp_path):
+    store = shipped_only(tmp_path)
+    config, seed = cheapest(chapter, store)
+    shipped = store.load(config, seed)
+    fresh = compute_unit(config, seed, device="cpu")
+    a, b = shipped.runs, fresh.runs
+    assert list(zip(a.c, a.step)) == list(zip(b.c, b.step)), "the same runs and steps"
+    for column in ("sharpness0", "loss0", "loss", "batch_loss", "sharpness"):
+        np.testing.assert_allclose(b[column], a[column], rtol=RELATIVE, equal_nan=True, err_msg=column)
+    assert (a.diverged == b.diverged).all()
+    k_shipped, k_fresh = (critical_constants(t.assign(**{SWEEP: "x"})).iloc[0] for t in (a, b))
+    for name in ("c_loss", "c_sharp", "c_max"):
+        assert k_shipped[name] == k_fresh[name] or (np.isnan(k_shipped[name]) and np.isnan(k_fresh[name])), name
+    if config.interpolation_points:
+        pd.testing.assert_frame_equal(shipped.interpolation[["c", "tau"]], fresh.interpolation[["c", "tau"]])
+        np.testing.assert_allclose(fresh.interpolation.loss, shipped.interpolation.loss, rtol=RELATIVE)
