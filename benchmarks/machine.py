@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.files import write_text
+
 
 def describe_machine(device: torch.device) -> str:
     """CPU model, core count, torch version and threads, and the device used, with today's date."""
@@ -29,7 +31,7 @@ def describe_machine(device: torch.device) -> str:
 def write_results(path: Path, lines: list[str]) -> None:
     """Write a benchmark's Markdown table to ``path`` and print it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,7 +4,8 @@
     the c grid up to the first divergence, λ^H_t at every step by 20 power iterations on forward-over-reverse
     Hessian-vector products (``torch.func.jvp`` of ``torch.func.grad``), one process;
 (b) the engine's full scan (``search="scan"``: warm-started Lanczos at every step of every run);
-(c) the engine's default (``search="bisect"``: loss-only scan, c_sharp bracketed by runs that measure λ^H).
+(c) the engine's default (``search="first-rise"``: λ^H at every step of every run up to the first whose sharpness
+    rose, loss-only runs after it: the same constants as (b) by construction).
 
 Reports wall time, Hessian-vector products, the constants of each initialization and every disagreement with (b).
 Writes ``benchmarks/results/sweep_search.md``. Run: ``.venv/bin/python -m benchmarks.sweep_search`` (the study's
@@ -105,7 +106,7 @@ def main() -> None:
                      lambda cfg, s: study_unit(cfg, s, data)),
                "b": ("(b) engine: full scan, Lanczos", lambda cfg, s: engine_unit(cfg.updated(search="scan"), s,
                                                                                   data, device)),
-               "c": ("(c) engine: bisect (default)", lambda cfg, s: engine_unit(cfg, s, data, device))}
+               "c": ("(c) engine: first-rise (default)", lambda cfg, s: engine_unit(cfg, s, data, device))}
     rows, found = [], {}
     for width in args.widths:
         config = base.with_model(width=width)

@@ -112,7 +112,7 @@ def test_the_convolutional_panel_has_its_own_initializations_data_and_grid():
     assert [c.model.width for c in sweeps["conv"]] == p.conv_widths and len(p.conv_widths) >= 3
     for config in sweeps["conv"]:
         assert (config.model.arch, config.seeds, config.n_train) == (p.conv_arch, tuple(p.conv_seeds), p.conv_n_train)
-        assert config.c_values == c_grid(p.conv_c_x_max, p.conv_c_x_step) and config.n_sharpness == p.n_sharpness
+        assert config.c_values == c_grid(p.conv_c_x_max, p.conv_c_x_step) and config.n_sharpness == p.conv_n_sharpness
     for config in sweeps["by_width"]:  # the FCNs keep the chapter's own
         assert (config.seeds, config.n_train, config.c_values) == (tuple(p.seeds), p.n_train,
                                                                    c_grid(p.c_x_max, p.c_x_step))

@@ -130,3 +130,55 @@ def test_unknown_dataset_and_data_root_override(monkeypatch, tmp_path):
     assert data.data_root() == tmp_path
     monkeypatch.delenv(data.DATA_ENV_VAR)
     assert data.data_root() == Path(data.__file__).resolve().parent.parent / "data"
+
+
+def _stage(source: str, root: str, barrier) -> str:
+    """Stage the IDX files of ``source`` into the data root ``root`` (in a fresh process, all at once)."""
+    from helpers import data as data_module
+
+    raw = Path(root) / "MNIST" / "raw"
+    barrier.wait()
+    try:
+        return "ok" if data_module._stage_idx(Path(source), raw) else "incomplete"
+    except Exception as err:  # reported to the test
+        return f"{type(err).__name__}: {err}"
+
+
+@pytest.mark.parametrize("archive", ["cifar", "idx"])
+def test_processes_staging_one_dataset_at_once_all_succeed_and_leave_whole_files(tmp_path, archive):
+    import gzip
+    import multiprocessing
+
+    from tests.conftest import write_cifar, write_idx
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(4)
+    root = tmp_path / "root"
+    if archive == "idx":
+        source = tmp_path / "source"
+        source.mkdir()
+        rng = np.random.default_rng(0)
+        for name, shape in (("train-images-idx3-ubyte", (300, 28, 28)), ("train-labels-idx1-ubyte", (300,)),
+                            ("t10k-images-idx3-ubyte", (50, 28, 28)), ("t10k-labels-idx1-ubyte", (50,))):
+            top = 10 if "labels" in name else 256
+            write_idx(source / f"{name}.gz", rng.integers(0, top, size=shape, dtype=np.uint8))
+        with context.Pool(4) as pool:
+            outcomes = pool.starmap(_stage, [(str(source), str(root), barrier)] * 4)
+        assert outcomes == ["ok"] * 4
+        raw = root / "MNIST" / "raw"
+        assert sorted(p.name for p in raw.iterdir()) == sorted(data.IDX_FILES)  # no temporaries left
+        for name in data.IDX_FILES:
+            assert (raw / name).read_bytes() == gzip.decompress((source / f"{name}.gz").read_bytes())
+        assert load_dataset("mnist", root=root, device="cpu", download=False).x.shape == (300, 1, 28, 28)
+    else:
+        root.mkdir()
+        write_cifar(root, 20, 10)
+        with context.Pool(4) as pool:
+            shapes = pool.starmap(_load_cifar, [(str(root), barrier)] * 4)
+        assert shapes == [(100, 3, 32, 32)] * 4
+        assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py", "cifar-10-python.tar.gz"]
+
+
+def _load_cifar(root: str, barrier) -> tuple:
+    barrier.wait()
+    return tuple(load_dataset("cifar10", root=root, device="cpu", download=False).x.shape)

@@ -1,0 +1,76 @@
+"""What a diagnosis costs against the learning-rate range test, on the models of ``07_choosing_a_learning_rate`` at
+its defaults: ``diagnose(quick=True)`` (one seed, λ^H on at most 512 examples, no c_sharp), the full ``diagnose`` as
+the chapter runs it, and ``torch-lr-finder``'s range test. Wall time, median of ``--repeats`` runs.
+
+Writes ``benchmarks/results/diagnose_cost.md``. Run: ``.venv/bin/python -m benchmarks.diagnose_cost``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from benchmarks.machine import describe_machine, write_results
+from helpers.chapter_params import chapter_parameters
+from helpers.config import c_grid
+from helpers.data import load_dataset
+from helpers.device import default_device
+from helpers.diagnose import diagnose
+from helpers.lr_study import CharTransformer, SmallCNN, label_loss, next_token_loss, range_test
+from helpers.text import char_sequences, load_corpus
+
+RESULTS = Path(__file__).parent / "results" / "diagnose_cost.md"
+
+
+def models(p) -> dict:
+    """The chapter's two models with their training data and loss."""
+    fashion = load_dataset("fashion-mnist", size=p.cnn_n_train, seed=0)
+    text = char_sequences(load_corpus(), p.text_length, p.text_n_train, seed=0)
+    return {"cnn": (lambda: SmallCNN(p.cnn_channels), fashion.x, fashion.labels, label_loss),
+            "transformer": (lambda: CharTransformer(len(text.vocab), p.text_length, p.text_d_model,
+                                                    layers=p.text_layers), text.x, text.y, next_token_loss)}
+
+
+def seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(name: str, build, x, y, loss, p, grid, repeats: int) -> str:
+    """One model's table row: the range test, the quick diagnosis and the chapter's diagnosis."""
+    common = dict(batch_size=p.batch_size, steps=p.diagnose_steps, c_values=grid, progress=False)
+    range_s = seconds(lambda: range_test(build, x, y, loss, batch_size=p.batch_size, seed=0, num_iter=p.range_iters),
+                      repeats)
+    quick_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, quick=True, **common),
+                      repeats)
+    full_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, seeds=p.diagnose_seeds,
+                                      n_sharpness=p.n_sharpness, **common), 1)
+    return (f"| {name} | {range_s:.2f} | {quick_s:.2f} | {quick_s / range_s:.1f}× | {full_s:.1f} | "
+            f"{full_s / range_s:.0f}× |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    p = chapter_parameters("07_choosing_a_learning_rate")
+    grid = c_grid(p.c_x_max, p.c_x_step, p.c_x_min)
+    lines = ["# Diagnosis against the range test", "", describe_machine(default_device()), "",
+             "The models and data of `07_choosing_a_learning_rate` at its defaults; median wall time of "
+             f"{args.repeats} runs.", "",
+             "| model | range test (s) | diagnose quick=True (s) | ratio | diagnose as in 07 (s) | ratio |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, (build, x, y, loss) in models(p).items():
+        lines.append(row(name, build, x, y, loss, p, grid, args.repeats))
+        print(lines[-1], flush=True)
+    write_results(RESULTS, lines)
+
+
+if __name__ == "__main__":
+    main()
