@@ -33,3 +33,15 @@ def test_loss_lookup():
     assert get_loss("mse") is mse and get_loss("xent") is cross_entropy
     with pytest.raises(ValueError, match="unknown loss 'l1'"):
         get_loss("l1")
+
+
+def test_cross_entropy_takes_class_labels_as_torchs_loss_does():
+    import torch
+
+    from helpers.losses import cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    f, labels = torch.randn(7, 5, generator=gen), torch.randint(0, 5, (7,), generator=gen)
+    one_hot = torch.nn.functional.one_hot(labels, 5).float()
+    reference = torch.nn.CrossEntropyLoss()(f, labels)
+    assert torch.allclose(cross_entropy(f, labels), reference) and torch.allclose(cross_entropy(f, one_hot), reference)
