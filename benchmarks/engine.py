@@ -19,7 +19,8 @@ from benchmarks.machine import describe_machine, write_results
 from helpers.build import ModelSpec
 from helpers.config import SweepConfig
 from helpers.device import default_device
-from helpers.engine import load_sweep_data, run_unit
+from helpers.engine import run_unit
+from helpers.problem import load_sweep_data
 from helpers.phases import critical_constants
 
 RESULTS = Path(__file__).parent / "results" / "engine.md"

@@ -26,7 +26,8 @@ from benchmarks.machine import describe_machine, timed, write_results
 from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig, c_grid
 from helpers.curvature import HessianOperator, finite_difference, forward_over_reverse, lanczos, model_loss
-from helpers.engine import load_sweep_data, run_unit
+from helpers.engine import run_unit
+from helpers.problem import load_sweep_data
 from helpers.losses import mse
 
 RESULTS = Path(__file__).parent / "results" / "products.md"

@@ -23,7 +23,7 @@ from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig
 from helpers.curvature import HessianOperator
 from helpers.stacking import stack_models
-from helpers.engine import load_sweep_data
+from helpers.problem import load_sweep_data
 from helpers.losses import mse
 from helpers.models import Conv
 from helpers.slicing import loss_pieces, losses_and_gradient, slice_size, sliced_losses

@@ -28,7 +28,8 @@ from helpers.build import ModelSpec, build_model
 from helpers.config import SweepConfig, c_grid
 from helpers.data import Data
 from helpers.device import default_device
-from helpers.engine import batch_order, load_sweep_data, run_unit
+from helpers.engine import run_unit
+from helpers.problem import batch_order, load_sweep_data
 from helpers.losses import mse
 from helpers.phases import critical_constants
 

@@ -13,7 +13,8 @@ import torch
 from helpers.backends import Backend, Serial, get_backend
 from helpers.config import SweepConfig
 from helpers.data import prepare_dataset
-from helpers.engine import compute_unit, load_sweep_data
+from helpers.engine import compute_unit
+from helpers.problem import load_sweep_data
 from helpers.schema import Unit, with_parameters
 from helpers.store import ResultsStore
 

@@ -13,7 +13,8 @@ import torch
 from helpers.build import build_model
 from helpers.config import SweepConfig, c_grid
 from helpers.curvature import exact_hessian, model_loss
-from helpers.engine import batch_order, diverged, load_sweep_data, run_unit, walk_grid
+from helpers.engine import run_unit, walk_grid
+from helpers.problem import batch_order, diverged, load_sweep_data
 from helpers.losses import mse
 from helpers.phases import critical_constants
 
