@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.losses import cross_entropy, get_loss, mse
+from helpers.losses import LOSSES, cross_entropy, get_loss, mse
 
 
 def test_mse_is_half_the_mean_over_batch_and_classes():
@@ -45,3 +45,19 @@ def test_cross_entropy_takes_class_labels_as_torchs_loss_does():
     one_hot = torch.nn.functional.one_hot(labels, 5).float()
     reference = torch.nn.CrossEntropyLoss()(f, labels)
     assert torch.allclose(cross_entropy(f, labels), reference) and torch.allclose(cross_entropy(f, one_hot), reference)
+
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_registered_loss_is_a_nonnegative_batch_mean_that_vanishes_only_at_the_target(name):
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    y = torch.nn.functional.one_hot(torch.randint(0, 4, (6,), generator=gen), 4).float()
+    f = torch.randn(6, 4, generator=gen)
+    value = LOSSES[name](f, y)
+    assert value.dim() == 0 and value >= 0
+    doubled = LOSSES[name](torch.cat([f, f]), torch.cat([y, y]))
+    assert torch.allclose(doubled, value)  # a mean over the batch, not a sum
+    near = LOSSES[name](100 * (2 * y - 1), y) if name == "xent" else LOSSES[name](y, y)
+    assert near < 1e-6

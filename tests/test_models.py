@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers.build import ModelSpec, build_model
+from helpers.build import REGISTRY, ModelSpec, build_model
 from helpers.data import standardize
 from helpers.losses import mse
 from helpers.models import FCN, UV, Dense
@@ -16,13 +16,28 @@ from helpers.outputs import output_norm
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
 
+def registered() -> list[tuple[str, int, str, str]]:
+    """Every (architecture, depth, parameterization, init) the registry allows (depths 1 and 4 where any is)."""
+    return [(arch, depth, p, init) for arch, family in REGISTRY.items() if arch != "uv"
+            for depth in (family.depths or (1, 4)) for p in family.parameterizations for init in family.inits]
+
+
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("arch,depth", [("fcn", 1), ("fcn", 4), ("myrtle", 5), ("myrtle", 7), ("myrtle", 10),
-                                        ("resnet", 18), ("resnet", 34)])
-def test_every_model_maps_a_batch_to_ten_logits(arch, depth, shape):
-    model = build_model(ModelSpec(arch, depth, 4), shape, seed=0, device="cpu")
-    out = model(torch.randn(3, *shape))
+@pytest.mark.parametrize("arch,depth,parameterization,init", registered())
+def test_every_registered_model_maps_a_batch_to_ten_logits_and_has_a_hessian(arch, depth, parameterization, init,
+                                                                             shape):
+    from helpers.curvature import HessianOperator, model_loss
+
+    spec = ModelSpec(arch, depth, 4, parameterization, init=init)
+    model = build_model(spec, shape, seed=0, device="cpu")
+    x = torch.randn(3, *shape)
+    out = model(x)
     assert out.shape == (3, 10) and torch.isfinite(out).all()
+    again = build_model(spec, shape, seed=0, device="cpu")(x)
+    assert torch.equal(out, again)  # the seed fixes the initialization
+    params, fn = model_loss(model, mse, x, torch.zeros(3, 10))
+    op = HessianOperator(fn, params)
+    assert torch.isfinite(op(torch.ones(1, op.dim))).all()  # second derivatives through every layer
 
 
 def test_depth_counts_weight_layers():
