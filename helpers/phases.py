@@ -64,17 +64,18 @@ def constants_of(flags: pd.DataFrame) -> dict:
         rising = below.loc[below[flag], "c"]
         out[name] = float(rising.iloc[0]) if len(rising) else c_max
         out[f"{name}_filled"] = not len(rising)
-    # c_sharp < c_loss could be seen only if every run below c_loss had its sharpness measured at every step (or rose)
-    under = below[below["c"] < out["c_loss"]]
-    out["order_observable"] = bool((under["sharp_complete"] | under["sharp_rises"]).all())
+    # Whether c_sharp < c_loss is decided: every run below min(c_loss, c_sharp) had its sharpness measured at every
+    # step (none of them rose). Runs between an observed c_sharp < c_loss and c_loss need not be: the violation is seen.
+    under = below[below["c"] < min(out["c_loss"], out["c_sharp"])]
+    out["order_observable"] = bool(under["sharp_complete"].all())
     return out
 
 
 def critical_constants(table: pd.DataFrame, epsilon: float | None = None) -> pd.DataFrame:
     """One row per initialization (sweep columns, seed) with c_loss, c_sharp, c_max, whether each of the first two
     was filled with c_max, ``censored`` (no divergence on the grid), ``ordered``, ``order_observed`` (both c_loss and
-    c_sharp observed) and ``order_observable`` (every run below c_loss had its sharpness measured, so that a
-    violation c_sharp < c_loss would have been seen)."""
+    c_sharp observed) and ``order_observable`` (every run below min(c_loss, c_sharp) had its sharpness measured at every
+    step, so that whether c_sharp < c_loss is decided: a violation would have been seen)."""
     flags = run_flags(table, epsilon)
     keys = sweep_columns(table) + ["seed"]
     rows = [dict(zip(keys, key), **constants_of(runs)) for key, runs in flags.groupby(keys, dropna=False)]

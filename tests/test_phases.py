@@ -193,7 +193,7 @@ def test_means_over_observed_constants_leave_out_fills_and_censored_maxima():
     assert averages.c_max == pytest.approx(3.0) and averages.c_max_observed == 2.0 and averages.c_max_n_observed == 1
 
 
-def test_a_violation_is_observable_only_where_every_run_below_c_loss_had_its_sharpness_measured():
+def test_a_violation_is_observable_only_where_every_run_below_c_loss_and_c_sharp_had_its_sharpness_measured():
     seen = _table({1.0: ([0.9, 0.9], [0.9, 0.9], False), 2.0: ([0.9, 0.9], [0.9, 0.8], False),
                    4.0: ([1.2, 0.9], [1.2, 0.9], False), 8.0: ([1e9, 1e9], [1, 1], True)}, seed=0)
     blind = seen.copy().assign(seed=1)
@@ -201,9 +201,16 @@ def test_a_violation_is_observable_only_where_every_run_below_c_loss_had_its_sha
     risen = seen.copy().assign(seed=2)
     risen.loc[(risen.c == 2.0) & (risen.step == 1), "sharpness"] = 12.0  # a violation seen, the rest not needed
     risen.loc[(risen.c == 2.0) & (risen.step == 2), "sharpness"] = math.nan
-    constants = critical_constants(pd.concat([seen, blind, risen]).assign(steps=2)).set_index("seed")
-    assert constants.order_observable.tolist() == [True, False, True]
+    between = seen.copy().assign(seed=3)
+    between.loc[(between.c == 1.0) & (between.step == 1), "sharpness"] = 12.0  # c_sharp = 1 < c_loss = 4 is seen ...
+    between.loc[(between.c == 2.0) & (between.step >= 1), "sharpness"] = math.nan  # ... the run at 2 is not needed
+    hidden = seen.copy().assign(seed=4)
+    hidden.loc[(hidden.c == 1.0) & (hidden.step == 2), "sharpness"] = math.nan  # below c_sharp = 2, not measured:
+    hidden.loc[(hidden.c == 2.0) & (hidden.step == 1), "sharpness"] = 12.0  # c_sharp might be 1
+    constants = critical_constants(pd.concat([seen, blind, risen, between, hidden]).assign(steps=2)).set_index("seed")
+    assert constants.order_observable.tolist() == [True, False, True, True, False]
     assert constants.loc[2, "c_sharp"] == 2.0 and not constants.loc[2, "ordered"]
+    assert constants.loc[3, "c_sharp"] == 1.0 and constants.loc[3, "c_loss"] == 4.0
 
 
 def test_a_trend_is_called_only_when_the_slope_stands_out_of_its_noise():
