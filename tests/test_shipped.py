@@ -1,6 +1,7 @@
 """The results that ship with the book (``store/``): every unit the chapters' defaults need is there, at this
 numerics version and nothing else; and the cheapest unit of each chapter, recomputed from scratch here, has the
-shipped numbers (the constants exactly; λ^H_0 and the losses within float32 reduction noise)."""
+shipped numbers (the constants exactly; λ^H_0 and the losses within float32 reduction noise, λ^H_t within half the
+resolution of the rise rule, divergent steps only as divergent)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from helpers.store import ResultsStore, folder_name
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "store"
 SIZE_LIMIT = 20 * 2**20
-RELATIVE = 1e-4  # λ^H_0, L_t, λ^H_t: float32 reductions may add in another order on another CPU
+RELATIVE = 1e-4  # λ^H_0 and L_t: float32 reductions may add in another order on another CPU
+SHARPNESS_RELATIVE = 5e-3  # λ^H_t: see the test
 
 
 def needed(chapter: str) -> dict[tuple[str, int], tuple]:
@@ -63,9 +65,15 @@ def test_the_cheapest_unit_of_each_chapter_recomputes_to_the_shipped_numbers(cha
     fresh = compute_unit(config, seed, device="cpu")
     a, b = shipped.runs, fresh.runs
     assert list(zip(a.c, a.step)) == list(zip(b.c, b.step)), "the same runs and steps"
-    for column in ("sharpness0", "loss0", "loss", "batch_loss", "sharpness"):
-        np.testing.assert_allclose(b[column], a[column], rtol=RELATIVE, equal_nan=True, err_msg=column)
     assert (a.diverged == b.diverged).all()
+    alive = ~a.diverged.to_numpy()  # a divergent step (flagged in both) amplifies the last bit without bound
+    for column in ("sharpness0", "loss0", "loss", "batch_loss"):
+        np.testing.assert_allclose(b[column][alive], a[column][alive], rtol=RELATIVE, equal_nan=True, err_msg=column)
+        assert (a[column].isna() == b[column].isna()).all(), column
+    # λ^H_t along a catapult amplifies last-bit differences of θ_t (measured: up to 0.3 % between two machines where
+    # L_t agrees to 1e-4, while each estimate is within 4e-6 of a random-start Lanczos at its own θ_t); the rise rule
+    # rounds λ_t/λ_0 to two decimals, so half its resolution is the tolerance
+    np.testing.assert_allclose(b.sharpness[alive], a.sharpness[alive], rtol=SHARPNESS_RELATIVE, equal_nan=True)
     k_shipped, k_fresh = (critical_constants(t.assign(**{SWEEP: "x"})).iloc[0] for t in (a, b))
     for name in ("c_loss", "c_sharp", "c_max"):
         assert k_shipped[name] == k_fresh[name] or (np.isnan(k_shipped[name]) and np.isnan(k_fresh[name])), name
