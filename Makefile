@@ -21,7 +21,8 @@ test: setup
 	bash scripts/book_from_scratch.sh
 
 check: setup
-	.venv/bin/python -m pytest -n auto --dist loadfile tests
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -n auto --dist loadfile -m "not full" tests
 
 benchmark: setup
 	.venv/bin/python -m benchmarks.curvature

@@ -58,6 +58,7 @@ def test_dask_sweep_equals_the_serial_sweep_bit_for_bit(client, tmp_path):
     assert len(list((tmp_path / "remote").glob("*/seed-*[0-9].csv.gz"))) == len(CONFIG.seeds)
 
 
+@pytest.mark.full
 def test_process_pool_sweep_equals_the_serial_sweep_bit_for_bit(tmp_path):
     local = run_sweep(CONFIG, store=ResultsStore(tmp_path / "local"), device="cpu")
     pool = Processes(workers=2, threads=torch.get_num_threads())
@@ -124,6 +125,7 @@ def test_a_failing_unit_is_reported_and_the_rest_completes(client, tmp_path):
         compute_missing([BAD], store, Serial("cpu"))  # in this process the error itself is raised
 
 
+@pytest.mark.full
 def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
     results = tmp_path / "results"
     run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "03_phase_diagrams", "smoke", "--results",
@@ -141,6 +143,7 @@ def test_command_line_sweep_is_loaded_by_the_chapter(tmp_path, monkeypatch):
     assert after == stored, "the chapter recomputed units that the command line had stored"
 
 
+@pytest.mark.full
 def test_command_line_sweeps_every_chapter_in_one_pool(tmp_path):
     results = tmp_path / "results"
     run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "all", "smoke", "--backend", "processes",

@@ -118,7 +118,8 @@ def test_the_convolutional_panel_has_its_own_initializations_data_and_grid():
                                                                    c_grid(p.c_x_max, p.c_x_step))
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=preset_id)
+@pytest.mark.parametrize("preset", [p if p.stem == "smoke" else pytest.param(p, marks=pytest.mark.full)
+                                    for p in PRESETS], ids=preset_id)
 def test_preset_runs_end_to_end_at_smoke_size(preset: Path, tmp_path, monkeypatch, preset_data_root):
     name = preset.parent.name
     monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(tmp_path / "results"))

@@ -57,6 +57,7 @@ def cheapest(chapter: str, store: ResultsStore) -> tuple:
     return min(needed(chapter).values(), key=lambda unit: float(store.load(*unit).runs.seconds.iloc[0]))
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("chapter", sorted(SWEEPS))
 def test_the_cheapest_unit_of_each_chapter_recomputes_to_the_shipped_numbers(chapter, tmp_path):
     store = shipped_only(tmp_path)

@@ -159,6 +159,7 @@ def _sweep(script: Path, results: Path, env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.full
 def test_a_sweep_killed_while_writing_resumes_with_every_unit_stored_once_and_intact(tiny_config, tmp_path):
     script = tmp_path / "sweep.py"
     script.write_text(SWEEP_SCRIPT)
