@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 
 root=${EARLY_DYNAMICS_DATA:-data}
 system=${FASHION_MNIST_SYSTEM_DIR:-/usr/share/datasets/fashion-mnist}  # where the Debian package puts it
-text=${EARLY_DYNAMICS_TEXT:-/usr/share/games/fortunes}
+text=${EARLY_DYNAMICS_TEXT:-${FORTUNES_SYSTEM_DIR:-/usr/share/games/fortunes}}  # where the Debian package puts it
 present() {
   ls "$root"/FashionMNIST/raw/train-images-idx3-ubyte* > /dev/null 2>&1 ||
     ls "$system"/train-images-idx3-ubyte* > /dev/null 2>&1
 }
-text_present() { ls "$text"/* > /dev/null 2>&1; }
+# the book's corpus is the whole package `fortunes` (fortunes-min puts three of its files in the same folder)
+text_present() { if [ -n "${EARLY_DYNAMICS_TEXT:-}" ]; then ls "$text"/* > /dev/null 2>&1; else [ -f "$text/computers" ]; fi; }
 
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2> /dev/null; then sudo="sudo"; else sudo="-"; fi
 install() {  # a Debian package, when this user may

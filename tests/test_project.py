@@ -148,13 +148,19 @@ def test_setup_stops_within_seconds_with_the_fix_when_the_data_is_missing(tmp_pa
     assert not (tmp_path / "data").exists()
 
 
-def test_setup_stops_with_the_fix_when_the_text_corpus_is_missing(tmp_path):
+@pytest.mark.parametrize("folder", ["empty", "fortunes-min only"])
+def test_setup_stops_with_the_fix_when_the_text_corpus_is_missing(tmp_path, folder):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("ls", "id", "dirname", "cat", "python3", "bash"):
         (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
-    (tmp_path / "empty").mkdir()
-    env = {"PATH": str(bin_dir), "EARLY_DYNAMICS_TEXT": str(tmp_path / "empty")}
+    (tmp_path / "text").mkdir()
+    if folder == "empty":
+        env = {"PATH": str(bin_dir), "EARLY_DYNAMICS_TEXT": str(tmp_path / "text")}
+    else:  # the package's folder holding only what fortunes-min puts there: not the book's corpus
+        for name in ("fortunes", "literature", "riddles"):
+            (tmp_path / "text" / name).write_text("A fortune.\n%\n")
+        env = {"PATH": str(bin_dir), "FORTUNES_SYSTEM_DIR": str(tmp_path / "text")}
     run = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_data.sh")], capture_output=True, text=True, env=env,
                          timeout=60)
     assert run.returncode == 1
