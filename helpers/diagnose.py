@@ -9,10 +9,16 @@ rules as the sweeps of the book — and returns a :class:`Diagnosis` that reads 
     print(report)                  # λ^H_0 and the phases as learning rates, per seed
     low, high = report.suggested_range()
     report.phase(3e-2)             # "loss catapult", ...
+
+With ``optimizer=`` (a factory such as ``lambda p: torch.optim.Adam(p)``) the runs are that optimizer's and the
+grid is in units of its own edge (:mod:`helpers.edges`): η = c/s, with s = λ^H_0 scaled by SGD's momentum, Adam's
+preconditioned sharpness, or the critical sharpness along the optimizer's first update; c = 2 is the edge on a
+quadratic for each. Without it, plain SGD through the study's engine (the only case with c_sharp).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +31,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from helpers.config import SweepConfig, c_grid
 from helpers.data import Data
 from helpers.device import resolve_device
+from helpers.edges import (ADAM_FAMILY, EDGES, OptimizerFactory, critical_lr, default_edge, describe, first_update,
+                           make_optimizer, momentum_scale, preconditioned_sharpness)
 from helpers.engine import run_model
+from helpers.optimizer_walk import walk
+from helpers.problem import Problem, batch_order, initial_sharpness
+from helpers.slicing import slice_size
 from helpers.losses import Loss
 from helpers.phases import CONSTANTS, critical_constants, phase_of
 from helpers.plots import PHASE_COLOURS
@@ -45,7 +56,9 @@ class Diagnosis:
     ``c_values`` and every run (``runs``: one row per c and step as the engine's ``first-rise`` search left it: L_t
     where c_loss needed it and at each run's last step, λ^H_t in every run up to the first whose sharpness rose,
     NaN elsewhere); the divergence rule's ``held`` multiple, how many parameter tensors were ``frozen`` (not
-    trained, not in λ^H), and whether it was a ``quick`` diagnosis (no c_sharp)."""
+    trained, not in λ^H), whether it was a ``quick`` diagnosis (no c_sharp), the ``optimizer`` and the ``edge``
+    whose sharpness is the unit of c (``sharpness0``: η = c/sharpness0; the columns ``hessian`` (λ^H_0 as SGD's
+    edge), ``preconditioned`` and ``critical`` hold each edge sharpness that was measured, NaN otherwise)."""
 
     per_seed: pd.DataFrame
     c_values: tuple[float, ...]
@@ -54,6 +67,8 @@ class Diagnosis:
     held: float | None = HELD
     frozen: int = 0
     quick: bool = False
+    optimizer: str = "plain SGD"
+    edge: str = "hessian"
 
     @property
     def sharpness0(self) -> np.ndarray:
@@ -158,30 +173,58 @@ class Diagnosis:
         ax.xaxis.set_minor_formatter(NullFormatter())
         return ax
 
-    def __str__(self) -> str:
-        m, (low, high) = self.mean(), self.suggested_range()
-        rule = f"not finite, above 1e5, or ≥ {self.held:g}·L_0 after the last step" if self.held else \
-            "not finite or above 1e5"
-        lines = [f"Early phase diagram of plain SGD ({len(self.per_seed)} initializations, {self.steps} steps, "
-                 f"grid c = {self.c_values[0]:.3g} … {self.c_values[-1]:.3g}; divergent: loss {rule}):",
-                 f"  λ^H_0 = {m['sharpness0']:.4g} (mean); per seed: " +
-                 ", ".join(f"{v:.4g}" for v in self.sharpness0)]
-        floor = self.c_values[0]
+    def _edge_line(self) -> str:
+        """What the unit of c is, its mean and per-seed values, and the other edges measured beside it."""
+        names = {"hessian": "λ^H_0" if self.optimizer == "plain SGD" else "λ^H_0 scaled by the momentum (the "
+                 "Hessian edge)", "preconditioned": "Adam's preconditioned sharpness ×(1 − β₁)/(1 + β₁)",
+                 "critical": "the critical sharpness 2/η_c along the optimizer's first update"}
+        line = (f"  unit of c: {names[self.edge]} = {self.mean()['sharpness0']:.4g} (mean; η = c/it); per seed: "
+                + ", ".join(f"{v:.4g}" for v in self.sharpness0))
+        others = [f"{edge} {self.per_seed[edge].mean():.4g}" for edge in EDGES
+                  if edge != self.edge and edge in self.per_seed and self.per_seed[edge].notna().any()]
+        return line + (f"\n  other edges measured (mean): {', '.join(others)}" if others else "")
+
+    def _constant_lines(self) -> list[str]:
+        """c_loss, c_sharp (where measured) and c_max as constants and learning rates, with what bounds them."""
+        lines, m, floor = [], self.mean(), self.c_values[0]
+        censored = self.per_seed["censored"].to_numpy(bool) if "censored" in self.per_seed else np.zeros(
+            len(self.per_seed), bool)
         for name, label in (("c_loss", "the loss rises from"), ("c_sharp", "the sharpness rises from"),
                             ("c_max", "diverges above")):
+            if self.per_seed[name].isna().all():
+                continue
             filled = int(self.per_seed[f"{name}_filled"].sum()) if f"{name}_filled" in self.per_seed else 0
             note = f" ({filled} filled with c_max)" if filled else ""
             at_floor = int((self.per_seed[name] == floor).sum())
             if name == "c_sharp" and at_floor:  # early sharpening: the sharpness rises even at the smallest c
                 note += (f"; for {at_floor} seed(s) it rises already at the grid's first c = {floor:.3g} (early "
                          "sharpening, not a catapult threshold: start the grid lower to find where it begins)")
-            if name == "c_max" and "censored" in self.per_seed and self.per_seed["censored"].any():
-                censored = int(self.per_seed["censored"].sum())
-                lines.append(f"  {censored} seed(s) did not diverge up to c = {self.c_values[-1]:.3g} "
-                             f"(η = {self.lr(self.c_values[-1]):.3g}): their c_max is a lower bound; extend the grid")
-            lines.append(f"  {label:<26} c = {m[name]:.3g}, η = {self.lr(m[name]):.3g}{note}")
+            value = m[name]
+            if name == "c_max":
+                top = self.c_values[-1]
+                if censored.any():
+                    lines.append(f"  {int(censored.sum())} seed(s): no divergence up to η = {self.lr(top):.3g} "
+                                 f"(c = {top:.3g}); extend the grid")
+                if censored.all():
+                    continue
+                value = float(self.per_seed[name][~censored].mean())
+                note += f" ({int((~censored).sum())} seed(s) that diverged)" if censored.any() else ""
+            lines.append(f"  {label:<26} c = {value:.3g}, η = {self.lr(value):.3g}{note}")
+        return lines
+
+    def __str__(self) -> str:
+        low, high = self.suggested_range()
+        rule = f"not finite, above 1e5, or ≥ {self.held:g}·L_0 after the last step" if self.held else \
+            "not finite or above 1e5"
+        lines = [f"Early phase diagram of {self.optimizer} ({len(self.per_seed)} initializations, {self.steps} "
+                 f"steps, grid c = {self.c_values[0]:.3g} … {self.c_values[-1]:.3g}; divergent: loss {rule}):",
+                 self._edge_line(), *self._constant_lines()]
+        floor = self.c_values[0]
         if self.quick:
             lines.append("  quick diagnosis: c_sharp not measured")
+        elif self.per_seed["c_sharp"].isna().all():
+            lines.append(f"  c_sharp not measured: it is the study's constant of plain SGD (λ^H_t), not of "
+                         f"{self.optimizer}")
         if self.frozen:
             lines.append(f"  {self.frozen} frozen parameter tensor(s) kept fixed and left out of λ^H")
         if math.isfinite(high):
@@ -219,13 +262,76 @@ def _diagnose_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: 
         return run_model(config, net, data, seed, target, loss=fn, batches=batches).runs
 
 
+def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, fn, optimizer: OptimizerFactory,
+             edge: str | None) -> tuple[str, dict[str, float]]:
+    """The edge that is the unit of c (``edge``, or the optimizer's own) and every edge sharpness measurable at θ₀
+    on the sharpness subset: ``critical`` always; with second derivatives, ``lambda_H0`` (λ^H_0), ``hessian`` for
+    SGD and ``preconditioned`` for Adam and AdamW."""
+    xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
+    probe = make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0)
+    edge = edge or default_edge(probe)
+    if edge not in EDGES:
+        raise ValueError(f"unknown edge {edge!r}; choose one of {EDGES}")
+    if edge == "hessian":
+        momentum_scale(probe)  # SGD's only: a clear error for another optimizer, before any measurement
+    found = {"critical": critical_lr(net, fn, xs, ys, first_update(net, optimizer, fn, xs, ys)).sharpness}
+    try:
+        check_second_derivatives(net, data.x[:2])
+    except ValueError:
+        if edge != "critical":
+            raise
+        return edge, found
+    problem = Problem.of(net, 1, fn, data, config.n_sharpness, slice_size(net, xs[:1]))
+    found["lambda_H0"] = float(initial_sharpness(config, net, data, seed, fn).eigenvalue[0])
+    if isinstance(probe, torch.optim.SGD):
+        found["hessian"] = found["lambda_H0"] * momentum_scale(probe)
+    if isinstance(probe, ADAM_FAMILY):
+        found["preconditioned"] = preconditioned_sharpness(problem.hessian(problem.params0), probe, seed)
+    if edge not in found:
+        raise ValueError(f"edge={edge!r} is not defined for {describe(probe)}")
+    return edge, found
+
+
+def _optimizer_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, loss, batches,
+                    optimizer: OptimizerFactory, edge: str | None, held: float | None
+                    ) -> tuple[pd.DataFrame, str, dict[str, float], str]:
+    """One initialization's runs with ``optimizer`` at η = c/s (s: the edge sharpness), the edge, every edge
+    measured, and the optimizer's description."""
+    fn = checked_loss(loss, net, data.x, data.y)
+    check_deterministic(net, data.x[:8])
+    with sdpa_kernel([SDPBackend.MATH]):
+        edge, found = edges_at(config, net, data, seed, fn, optimizer, edge)
+        order = batches or batch_order(len(data.x), config.batch_size, config.steps, seed)
+        runs = walk(net, optimizer, fn, data.x, data.y, order, config.c_values, found[edge], seed, len(data.x), held)
+    name = describe(make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0))
+    return runs, edge, found, name
+
+
+def _per_seed(runs: pd.DataFrame, quick: bool, edges: list[dict[str, float]], grid: tuple[float, ...]
+              ) -> pd.DataFrame:
+    """One row per initialization: the unit of c, the constants and their flags, every edge measured."""
+    constants = critical_constants(runs)
+    if quick:
+        constants = constants.assign(c_sharp=np.nan, c_sharp_filled=False)
+    sharpness0 = runs.groupby("seed")["sharpness0"].first().rename("sharpness0").reset_index()
+    per_seed = sharpness0.merge(constants[["seed", *CONSTANTS, "c_loss_filled", "c_sharp_filled", "censored"]],
+                                on="seed")
+    for name in ("lambda_H0", *EDGES):
+        per_seed[name] = [e.get(name, math.nan) for e in edges]
+    if per_seed["c_max"].isna().any():
+        bad = per_seed.loc[per_seed["c_max"].isna(), "seed"].tolist()
+        raise ValueError(f"training diverged at the smallest c = {min(grid)} for seeds {bad}: start the grid lower")
+    return per_seed
+
+
 def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, loss: str | Loss = "mse", *,
              batch_size: int | None = None, steps: int = 10, seeds: Sequence[int] = (0, 1, 2),
              c_values: Sequence[float] | None = None, n_sharpness: int = 2048, sharpness: str = "lanczos",
              held: float | None = HELD, quick: bool = False, progress: bool = True,
+             optimizer: OptimizerFactory | None = None, edge: str | None = None,
              device: str | torch.device | None = None) -> Diagnosis:
-    """The early phase diagram of ``model`` trained by plain SGD (no momentum, no weight decay) on (``x``, ``y``):
-    λ^H_0 and c_loss, c_sharp, c_max per initialization, at η = c/λ^H_0.
+    """The early phase diagram of ``model`` trained by plain SGD (no momentum, no weight decay), or by ``optimizer``,
+    on (``x``, ``y``): the edge sharpness s and c_loss, c_sharp, c_max per initialization, at η = c/s.
 
     ``model``: a zero-argument callable that builds a freshly initialized model (called once per seed under
     ``torch.manual_seed(seed)``, the caller's random state restored after), or a module, whose own initialization is
@@ -238,6 +344,10 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     grid of c (default: the study's 2^x, x = 0, 0.1, …, 6), walked upward until the first divergence: the loss not
     finite or above 1e5 at any step, or (``held``) still ≥ held·L_0 after the last step. ``quick``: one seed, λ^H on
     at most 512 examples and no c_sharp (only c_loss and c_max). ``progress``: a progress bar over initializations.
+    ``optimizer``: a factory params → ``torch.optim.Optimizer`` (its learning rate is set per run, e.g.
+    ``lambda p: torch.optim.SGD(p, lr=0, momentum=0.9)``); c is then in units of ``edge`` (``"hessian"``,
+    ``"preconditioned"``, ``"critical"``; default: the optimizer's own, :mod:`helpers.edges`) and c_sharp is not
+    measured. Without it: plain SGD in the study's engine, s = λ^H_0.
     """
     from tqdm import tqdm
 
@@ -248,25 +358,25 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     if not len(seeds):
         raise ValueError("seeds is empty: give at least one initialization seed")
     grid = tuple(c_grid(6.0, 0.1)) if c_values is None else tuple(float(c) for c in c_values)
+    if not grid:
+        raise ValueError("c_values is empty: give at least one c")
     n, n_sharpness = len(x), min(n_sharpness, 512) if quick else n_sharpness
     config = SweepConfig(n_train=min(n_sharpness, n), n_sharpness=min(n_sharpness, n), batch_size=batch_size or n,
                          steps=steps, c_values=grid, seeds=seeds, sharpness=sharpness,
-                         search="loss" if quick else "first-rise")
+                         search="loss" if quick or optimizer is not None else "first-rise")
     data = Data(x.to(target), y.to(target), y.to(target), "user")
     batches = None if batch_size else [torch.arange(n)] * steps
-    tables, frozen = [], 0
+    tables, edges, frozen, name, unit = [], [], 0, "plain SGD", "hessian"
     for seed in tqdm(config.seeds, desc="initializations", disable=not progress, leave=False):
         net, frozen = prepared(built(builder, seed) if builder is not None else model, target)
-        tables.append(_diagnose_seed(config, net, data, seed, loss, target, batches))
+        if optimizer is None:
+            tables.append(_diagnose_seed(config, net, data, seed, loss, target, batches))
+            s0 = float(tables[-1]["sharpness0"].iloc[0])
+            edges.append({"lambda_H0": s0, "hessian": s0})
+        else:
+            runs, unit, found, name = _optimizer_seed(config, net, data, seed, loss, batches, optimizer, edge, held)
+            tables.append(runs)
+            edges.append(found)
     runs = held_divergent(pd.concat(tables, ignore_index=True), held)
-    constants = critical_constants(runs)
-    if quick:
-        constants = constants.assign(c_sharp=np.nan, c_sharp_filled=False)
-    sharpness0 = runs.groupby("seed")["sharpness0"].first().rename("sharpness0").reset_index()
-    per_seed = sharpness0.merge(constants[["seed", *CONSTANTS, "c_loss_filled", "c_sharp_filled", "censored"]],
-                                on="seed")
-    if per_seed["c_max"].isna().any():
-        first = min(grid)
-        bad = per_seed.loc[per_seed["c_max"].isna(), "seed"].tolist()
-        raise ValueError(f"training diverged at the smallest c = {first} for seeds {bad}: start the grid lower")
-    return Diagnosis(per_seed, grid, runs, steps, held=held, frozen=frozen, quick=quick)
+    per_seed = _per_seed(runs, quick or optimizer is not None, edges, grid)
+    return Diagnosis(per_seed, grid, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name, edge=unit)

@@ -161,7 +161,10 @@ def test_the_summary_names_early_sharpening_and_a_censored_c_max_for_what_they_a
                                  c_max=[8.0, 8.0], c_loss_filled=False, c_sharp_filled=False, censored=[True, False]))
     text = str(Diagnosis(per_seed, (1.0, 2.0, 4.0, 8.0), pd.DataFrame(), 10))
     assert "sharpness catapults" not in text and "early sharpening" in text
-    assert "1 seed(s) did not diverge up to c = 8" in text and "extend the grid" in text
+    assert "1 seed(s): no divergence up to η = 4 (c = 8); extend the grid" in text
+    assert "diverges above             c = 8, η = 4 (1 seed(s) that diverged)" in text
+    every = str(Diagnosis(per_seed.assign(censored=True), (1.0, 2.0, 4.0, 8.0), pd.DataFrame(), 10))
+    assert "2 seed(s): no divergence up to η = 4" in every and "diverges above" not in every
 
 
 

@@ -1,0 +1,76 @@
+"""The grid of c walked with any torch optimizer: from one initialization θ₀, one run per c at η = c/s (s: the
+optimizer's edge sharpness, :mod:`helpers.edges`), T steps each on the same minibatches, in ascending c until the
+first divergent run. Each run is the optimizer itself (``optimizer.step()`` on a copy of the model), so momentum
+buffers, Adam's moments and weight decay act as in training. L_t is measured on the first ``n_measure`` examples (all of
+them in the diagnosis, as in the engine) after every step; the sharpness is not tracked (c_sharp is the study's constant of plain SGD only). The table has the
+engine's run columns, so :func:`helpers.phases.critical_constants` reads c_loss and c_max from it."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from helpers.edges import OptimizerFactory, make_optimizer
+from helpers.losses import Loss
+from helpers.schema import RUN_COLUMNS
+
+DIVERGE_LOSS = 1e5
+
+
+def _bad(value: float) -> bool:
+    return not math.isfinite(value) or value > DIVERGE_LOSS
+
+
+def measured_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
+    """The mean loss over (x, y), in chunks (the loss is a mean over its batch)."""
+    with torch.no_grad():
+        total = sum(float(loss(model(x[i:i + chunk]), y[i:i + chunk])) * len(x[i:i + chunk])
+                    for i in range(0, len(x), chunk))
+    return total / len(x)
+
+
+def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+              batches: Sequence[torch.Tensor], lr: float, n_measure: int, held: float | None) -> list[dict]:
+    """One run from a copy of ``model`` at learning rate ``lr``: a record per step (L_t, the minibatch loss of step
+    t, whether it diverged: a loss not finite or above 1e5; or, after the last step, still ≥ held·L_0)."""
+    model = copy.deepcopy(model)
+    optimizer = make_optimizer(factory, model.parameters(), lr)
+    loss0 = measured_loss(model, loss, x[:n_measure], y[:n_measure])
+    records = [dict(step=0, loss=loss0, batch_loss=math.nan, diverged=False)]
+    for step, index in enumerate(batches, 1):
+        optimizer.zero_grad()
+        value = loss(model(x[index]), y[index])
+        batch_loss = float(value.detach())
+        if _bad(batch_loss):
+            records.append(dict(step=step, loss=math.nan, batch_loss=batch_loss, diverged=True))
+            break
+        value.backward()
+        optimizer.step()
+        current = measured_loss(model, loss, x[:n_measure], y[:n_measure])
+        records.append(dict(step=step, loss=current, batch_loss=batch_loss, diverged=_bad(current)))
+        if records[-1]["diverged"]:
+            break
+    last = records[-1]
+    if held is not None and not last["diverged"] and last["loss"] / loss0 >= held:
+        last["diverged"] = True
+    return [dict(r, loss0=loss0) for r in records]
+
+
+def walk(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
+         batches: Sequence[torch.Tensor], c_values: Sequence[float], sharpness0: float, seed: int, n_measure: int,
+         held: float | None) -> pd.DataFrame:
+    """The runs of one initialization at η = c/``sharpness0`` for c in ``c_values`` (ascending) up to and including
+    the first divergent one; the engine's run columns (sharpness NaN: not measured)."""
+    rows = []
+    for c in sorted(c_values):
+        records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held)
+        rows += [dict(r, seed=seed, c=c, lr=c / sharpness0, sharpness=math.nan, sharpness0=sharpness0, products=0,
+                      converged=False) for r in records]
+        if records[-1]["diverged"]:
+            break
+    return pd.DataFrame.from_records(rows, columns=list(RUN_COLUMNS))
