@@ -1,9 +1,10 @@
 """The grid of c walked with any torch optimizer: from one initialization θ₀, one run per c at η = c/s (s: the
 optimizer's edge sharpness, :mod:`helpers.edges`), T steps each on the same minibatches, in ascending c until the
 first divergent run. Each run is the optimizer itself (``optimizer.step()`` on a copy of the model), so momentum
-buffers, Adam's moments and weight decay act as in training. L_t is measured on the first ``n_measure`` examples (all of
-them in the diagnosis, as in the engine) after every step; the sharpness is not tracked (c_sharp is the study's constant of plain SGD only). The table has the
-engine's run columns, so :func:`helpers.phases.critical_constants` reads c_loss and c_max from it."""
+buffers, Adam's moments and weight decay act as in training. L_t is measured on the first ``n_measure`` examples
+(all of them in the diagnosis, as in the engine) after every step; the sharpness is not tracked (c_sharp is the
+study's constant of plain SGD only). The table has the engine's run columns, so
+:func:`helpers.phases.critical_constants` reads c_loss and c_max from it."""
 
 from __future__ import annotations
 
