@@ -18,6 +18,12 @@ from tqdm import TqdmWarning
 
 from helpers.device import generator
 from helpers.diagnose import Diagnosis
+from helpers.edges import OptimizerFactory, make_optimizer
+
+
+def plain_sgd(params) -> torch.optim.Optimizer:
+    """Plain SGD: no momentum, no weight decay (the learning rate is set by the caller)."""
+    return torch.optim.SGD(params, lr=0.0)
 
 
 class SmallCNN(nn.Module):
@@ -67,27 +73,31 @@ def next_token_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable, chunk: int = 1024
              ) -> tuple[float, float]:
-    """The mean loss of ``model`` on (x, y) and its accuracy (the share of argmax predictions equal to y)."""
+    """The mean loss of ``model`` on (x, y) and its accuracy (the share of argmax predictions equal to y), in
+    evaluation mode (BatchNorm's running statistics); the model's mode is restored after."""
     total, correct, count = 0.0, 0, 0
+    mode = model.training
+    model.eval()
     with torch.no_grad():
         for i in range(0, len(x), chunk):
             out = model(x[i : i + chunk])
             total += float(loss(out, y[i : i + chunk])) * len(out)
             correct += int((out.argmax(dim=-1) == y[i : i + chunk]).sum())
             count += len(out)
+    model.train(mode)
     return total / count, correct / y[:count].numel()
 
 
 def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, lr: float, *,
               steps: int, batch_size: int, seed: int, test: tuple[torch.Tensor, torch.Tensor],
-              diverge_loss: float = 1e5) -> dict:
-    """Plain SGD at ``lr`` for ``steps`` minibatches (seeded init and order). Returns the final training loss (on
-    the training examples), held-out loss and accuracy, whether it diverged (loss non-finite or above
-    ``diverge_loss``: losses then NaN) and its wall time."""
+              diverge_loss: float = 1e5, optimizer: OptimizerFactory | None = None) -> dict:
+    """Plain SGD (or ``optimizer``) at ``lr`` for ``steps`` minibatches (seeded init and order). Returns the final
+    training loss (on the training examples), held-out loss and accuracy, whether it diverged (loss non-finite or
+    above ``diverge_loss``: losses then NaN) and its wall time."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = build()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = make_optimizer(optimizer or plain_sgd, model.parameters(), lr)
     gen = generator(seed)
     order = torch.randperm(len(x), generator=gen)
     diverged = False
@@ -112,11 +122,12 @@ def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
 
 
 def range_test(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, *, batch_size: int,
-               seed: int, start_lr: float = 1e-4, end_lr: float = 10.0, num_iter: int = 100, ax=None) -> dict:
-    """The learning-rate range test of ``torch-lr-finder`` (Smith 2017) with plain SGD: ``num_iter`` steps at
-    learning rates growing exponentially from ``start_lr`` to ``end_lr``; its suggestion is the library's, the
-    steepest descent of the smoothed loss. Draws the curve into ``ax`` when given. Returns the suggested learning
-    rate, the curve and the wall time."""
+               seed: int, start_lr: float = 1e-4, end_lr: float = 10.0, num_iter: int = 100, ax=None,
+               optimizer: OptimizerFactory | None = None) -> dict:
+    """The learning-rate range test of ``torch-lr-finder`` (Smith 2017) with plain SGD (or ``optimizer``):
+    ``num_iter`` steps at learning rates growing exponentially from ``start_lr`` to ``end_lr``; its suggestion is
+    the library's, the steepest descent of the smoothed loss. Draws the curve into ``ax`` when given. Returns the
+    suggested learning rate, the curve and the wall time."""
     with warnings.catch_warnings():  # the library imports tqdm.autonotebook, which warns outside Jupyter widgets
         warnings.filterwarnings("ignore", category=TqdmWarning)
         from torch_lr_finder import LRFinder
@@ -126,7 +137,8 @@ def range_test(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
     model = build()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
                                          generator=generator(seed))
-    finder = LRFinder(model, torch.optim.SGD(model.parameters(), lr=start_lr), loss, device=x.device)
+    finder = LRFinder(model, make_optimizer(optimizer or plain_sgd, model.parameters(), start_lr), loss,
+                      device=x.device)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         finder.range_test(loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)
         cost = time.perf_counter() - start

@@ -1,0 +1,360 @@
+"""Does the diagnosis's suggestion train well? The evidence of ``07_choosing_a_learning_rate``, computed once and
+shipped (``store/calibration/``).
+
+For each architecture of :mod:`helpers.zoo`, optimizer (plain SGD, Adam) and seed, one *row*:
+
+1. the quick diagnosis (:func:`helpers.diagnose.diagnose`, ``quick=True``) on the first ``n_diagnose`` training
+   examples: the edge sharpness, c_loss and c_max and their learning rates, and its built-in suggestion;
+2. the range test (``torch-lr-finder``) with the same optimizer;
+3. a grid of real training runs, ``steps`` minibatches each, held-out loss at the end: a factor-4 ladder, extended
+   while its best or its top is at an end, then the factor-2 neighbours of the best (mean over seeds), and per seed
+   the midpoint between its largest stable and first divergent learning rate;
+4. training at each suggestion (the range test's, the built-in rule's, and the fitted rule's once it is fit).
+
+A suggestion rule η = κ·anchor (anchor: lr_loss, lr_max or their geometric middle; κ and the anchor chosen per
+optimizer on the :data:`~helpers.zoo.FIT` architectures only) is scored on the held-out ones. Run as
+``python -m helpers.calibration`` (resumable: rows already stored are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from helpers.config import c_grid
+from helpers.data import load_dataset
+from helpers.diagnose import diagnose
+from helpers.lr_study import label_loss, next_token_loss, plain_sgd, range_test, train_run
+from helpers.text import char_sequences, load_corpus
+from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
+
+SHIPPED = Path(__file__).resolve().parent.parent / "store" / "calibration"
+
+
+def adam(params) -> torch.optim.Optimizer:
+    """Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8; the learning rate is set by the caller)."""
+    return torch.optim.Adam(params)
+
+
+OPTIMIZERS: dict[str, Callable] = {"sgd": plain_sgd, "adam": adam}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """What every row shares: data sizes, batch, budget, the diagnosis's grid of c = 2^x, the range test's span,
+    and the first ladder of learning rates 2^k per optimizer."""
+
+    n_train: int = 4096
+    n_test: int = 2048
+    text_length: int = 16
+    batch_size: int = 128
+    steps: int = 500
+    n_diagnose: int = 512
+    diagnose_steps: int = 10
+    c_x: tuple[float, float, float] = (-2.0, 12.0, 0.25)
+    range_span: tuple[tuple[str, float, float], ...] = (("sgd", 1e-4, 10.0), ("adam", 1e-6, 1.0))
+    range_iters: int = 100
+    ladder: tuple[tuple[str, int, int], ...] = (("sgd", -9, 3), ("adam", -14, -2))
+
+    def span(self, optimizer: str) -> tuple[float, float]:
+        return next((lo, hi) for name, lo, hi in self.range_span if name == optimizer)
+
+    def first_ladder(self, optimizer: str) -> list[float]:
+        low, high = next((lo, hi) for name, lo, hi in self.ladder if name == optimizer)
+        return [2.0 ** k for k in range(low, high + 1, 2)]
+
+
+@dataclass
+class Task:
+    """One architecture's training and held-out data, builder and loss."""
+
+    build: Callable
+    x: torch.Tensor
+    y: torch.Tensor
+    test: tuple[torch.Tensor, torch.Tensor]
+    loss: Callable
+
+
+def task(model: str, p: Protocol) -> Task:
+    """Fashion-MNIST for the image models, the fortunes text for the sequence models."""
+    if model in IMAGE_MODELS:
+        train = load_dataset("fashion-mnist", size=p.n_train, seed=0)
+        test = load_dataset("fashion-mnist", train=False, size=p.n_test, seed=0)
+        return Task(IMAGE_MODELS[model], train.x, train.labels, (test.x, test.labels), label_loss)
+    corpus = load_corpus()
+    train = char_sequences(corpus, p.text_length, p.n_train, seed=0)
+    test = char_sequences(corpus, p.text_length, p.n_test // 2, seed=1, held_out=True, vocab=train.vocab)
+    builder = TEXT_MODELS[model]
+    return Task(lambda: builder(len(train.vocab), p.text_length), train.x, train.y, (test.x, test.y),
+                next_token_loss)
+
+
+def trained(t: Task, p: Protocol, optimizer: str, lr: float, seed: int) -> dict:
+    """One training run's outcome: lr, held-out loss and accuracy (NaN when diverged), diverged, seconds."""
+    r = train_run(t.build, t.x, t.y, t.loss, lr, steps=p.steps, batch_size=p.batch_size, seed=seed, test=t.test,
+                  optimizer=OPTIMIZERS[optimizer])
+    return dict(lr=lr, loss=r["final_test_loss"], accuracy=r["test_accuracy"], diverged=bool(r["diverged"]),
+                seconds=round(r["cost_s"], 2))
+
+
+def diagnosed(t: Task, p: Protocol, optimizer: str, seed: int) -> dict:
+    """The quick diagnosis of one seed: edges, constants, their learning rates, the built-in suggestion, seconds."""
+    start = time.perf_counter()
+    report = diagnose(t.build, t.x[: p.n_diagnose], t.y[: p.n_diagnose], t.loss, batch_size=p.batch_size,
+                      steps=p.diagnose_steps, seeds=(seed,), c_values=c_grid(p.c_x[1], p.c_x[2], p.c_x[0]),
+                      quick=True, optimizer=None if optimizer == "sgd" else OPTIMIZERS[optimizer], progress=False)
+    row, bounds = report.per_seed.iloc[0], report.boundaries().iloc[0]
+    censored = bool(row.censored)
+    return dict(edge=report.edge, sharpness=float(row.sharpness0), lambda_H0=float(row.lambda_H0),
+                critical=float(row.critical), preconditioned=float(row.preconditioned), c_loss=float(row.c_loss),
+                c_max=float(row.c_max), censored=censored, c_loss_filled=bool(row.c_loss_filled),
+                lr_loss=float(bounds.lr_loss), lr_max=math.nan if censored else float(bounds.lr_max),
+                eta_default=report.suggested_lr(), diagnose_s=round(time.perf_counter() - start, 2))
+
+
+def ranged(t: Task, p: Protocol, optimizer: str, seed: int) -> dict:
+    """The range test's suggestion and seconds."""
+    low, high = p.span(optimizer)
+    r = range_test(t.build, t.x, t.y, t.loss, batch_size=p.batch_size, seed=seed, start_lr=low, end_lr=high,
+                   num_iter=p.range_iters, optimizer=OPTIMIZERS[optimizer])
+    return dict(eta_range_test=r["lr"], range_test_s=round(r["cost_s"], 2))
+
+
+def mean_losses(runs: list[dict]) -> pd.Series:
+    """Held-out loss per learning rate, averaged over seeds (infinite where any seed diverged)."""
+    table = pd.DataFrame(runs)
+    table["score"] = np.where(table.diverged | table.loss.isna(), np.inf, table.loss)
+    return table.groupby("lr").score.mean()
+
+
+def extend(ladder: list[float], runs: list[dict]) -> list[float]:
+    """Learning rates to add to a factor-4 ladder: below it when its best is the lowest, above it while some seed
+    is stable at its top (at most 6 steps up)."""
+    means = mean_losses(runs)
+    if means.idxmin() == min(ladder):
+        return [min(ladder) / 4]
+    table = pd.DataFrame(runs)
+    top = table[table.lr == max(ladder)]
+    if (~top.diverged).any() and max(ladder) < 4.0 ** 6 * min(ladder):
+        return [max(ladder) * 4]
+    return []
+
+
+def refinements(runs: list[dict], seeds: tuple[int, ...]) -> list[tuple[float, int]]:
+    """(lr, seed) runs that refine the grid: the factor-2 neighbours of the best mean learning rate for every seed,
+    and for each seed the geometric midpoint of its largest stable and first divergent learning rate."""
+    done = {(r["lr"], r["seed"]) for r in runs}
+    best = mean_losses(runs).idxmin()
+    wanted = [(lr, s) for lr in (best / 2, best * 2) for s in seeds]
+    table = pd.DataFrame(runs)
+    for s in seeds:
+        mine = table[table.seed == s].sort_values("lr")
+        divergent = mine[mine.diverged]
+        if len(divergent):
+            first = divergent.lr.iloc[0]
+            stable = mine[(mine.lr < first) & ~mine.diverged]
+            if len(stable) and first / stable.lr.iloc[-1] > 2.5:
+                wanted.append((math.sqrt(first * stable.lr.iloc[-1]), s))
+    return [w for w in dict.fromkeys(wanted) if w not in done]
+
+
+def grid_runs(t: Task, p: Protocol, optimizer: str, seeds: tuple[int, ...]) -> list[dict]:
+    """The grid of training runs (module docstring, step 3). Above two divergent learning rates in a row a seed's
+    ladder is not run further (recorded ``skipped``: counted as unusable, never as a loss)."""
+    runs: list[dict] = []
+
+    def run(lr: float, seed: int) -> None:
+        mine = sorted((r for r in runs if r["seed"] == seed and r["lr"] < lr), key=lambda r: r["lr"])
+        if len(mine) >= 2 and all(r["diverged"] for r in mine[-2:]):
+            runs.append(dict(lr=lr, seed=seed, loss=math.nan, accuracy=math.nan, diverged=True, skipped=True,
+                             seconds=0.0))
+        else:
+            runs.append(dict(trained(t, p, optimizer, lr, seed), seed=seed, skipped=False))
+
+    ladder = p.first_ladder(optimizer)
+    for lr in ladder:
+        for seed in seeds:
+            run(lr, seed)
+    while extra := extend(ladder, runs):
+        ladder += extra
+        for lr in sorted(extra):
+            for seed in seeds:
+                run(lr, seed)
+    for lr, seed in sorted(refinements(runs, seeds)):
+        run(lr, seed)
+    return runs
+
+
+def calibrate(model: str, optimizer: str, p: Protocol = Protocol(), seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """One architecture × optimizer: a row per seed (diagnosis, range test, training at both suggestions) and the
+    grid of runs."""
+    start = time.perf_counter()
+    t = task(model, p)
+    rows = []
+    for seed in seeds:
+        row = dict(model=model, optimizer=optimizer, seed=seed, held_out=model not in FIT,
+                   **diagnosed(t, p, optimizer, seed), **ranged(t, p, optimizer, seed))
+        for name in ("default", "range_test"):
+            outcome = trained(t, p, optimizer, row[f"eta_{name}"], seed)
+            row[f"loss_{name}"] = outcome["loss"]
+        rows.append(row)
+    runs = grid_runs(t, p, optimizer, seeds)
+    return dict(model=model, optimizer=optimizer, protocol=asdict(p), rows=rows, runs=runs,
+                seconds=round(time.perf_counter() - start, 1), threads=torch.get_num_threads(),
+                torch=torch.__version__)
+
+
+def job_path(folder: Path, model: str, optimizer: str) -> Path:
+    return Path(folder) / f"{model}-{optimizer}.json"
+
+
+def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The stored rows (one per architecture × optimizer × seed), grid runs, and the fitted runs (empty if none)."""
+    jobs = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*-*.json"))]
+    if not jobs:
+        raise FileNotFoundError(f"no calibration results in {folder}: run `python -m helpers.calibration` (hours)")
+    rows = pd.DataFrame([r for job in jobs for r in job["rows"]])
+    runs = pd.DataFrame([dict(r, model=job["model"], optimizer=job["optimizer"]) for job in jobs for r in job["runs"]])
+    fitted = Path(folder) / "fitted.json"
+    return rows, runs, json.loads(fitted.read_text()) if fitted.exists() else {}
+
+
+def grid_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per architecture × optimizer × seed: the grid's best learning rate and its held-out loss, the largest
+    learning rate stable over the whole budget below the first divergent one (``eta_max_observed``; whether the grid
+    reached a divergence: ``max_censored``), and the seed spread of the held-out loss at the best mean learning rate."""
+    out = []
+    for (model, optimizer), group in runs.groupby(["model", "optimizer"], sort=False):
+        means = mean_losses(group.to_dict("records"))
+        at_best = group[(group.lr == means.idxmin()) & ~group.diverged].loss
+        spread = float(at_best.max() - at_best.min()) if len(at_best) > 1 else math.nan
+        for seed, mine in group.groupby("seed"):
+            mine = mine.sort_values("lr")
+            usable = mine[~mine.diverged & mine.loss.notna()]
+            divergent = mine[mine.diverged]
+            first = divergent.lr.min() if len(divergent) else math.inf
+            stable = usable[usable.lr < first]
+            best = usable.loc[usable.loss.idxmin()] if len(usable) else None
+            out.append(dict(model=model, optimizer=optimizer, seed=seed, spread=spread,
+                            eta_best=float(best.lr) if best is not None else math.nan,
+                            loss_best=float(best.loss) if best is not None else math.nan,
+                            eta_max_observed=float(stable.lr.max()) if len(stable) else math.nan,
+                            max_censored=not len(divergent)))
+    return pd.DataFrame(out)
+
+
+ANCHORS = ("lr_loss", "lr_mid", "lr_max")
+
+
+def with_anchors(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``lr_mid`` = √(lr_loss·lr_max) (NaN where no divergence bounded lr_max)."""
+    return rows.assign(lr_mid=np.sqrt(rows.lr_loss * rows.lr_max))
+
+
+def fit_rule(table: pd.DataFrame) -> dict[str, dict]:
+    """Per optimizer, from the rows of the fit architectures: κ for every anchor (the median of eta_best/anchor in
+    log) and the anchor whose rule η = κ·anchor misses eta_best by the smallest median factor."""
+    rule = {}
+    for optimizer, group in table[~table.held_out].groupby("optimizer"):
+        kappa, error = {}, {}
+        for anchor in ANCHORS:
+            usable = group[group[anchor].notna() & group.eta_best.notna()]
+            if not len(usable):
+                continue
+            logs = np.log(usable.eta_best / usable[anchor])
+            kappa[anchor] = float(np.exp(np.median(logs)))
+            # an anchor that exists for fewer rows pays for the rows that fall back to lr_loss
+            error[anchor] = float(np.median(np.abs(logs - np.log(kappa[anchor])))) + (len(group) - len(usable))
+        anchor = min(error, key=error.get)
+        rule[optimizer] = dict(anchor=anchor, kappa=kappa, median_factor=float(np.exp(error[anchor])),
+                               fit_rows=int(len(group)))
+    return rule
+
+
+def suggest(table: pd.DataFrame, rule: dict[str, dict]) -> pd.Series:
+    """The fitted rule's learning rate per row: κ·anchor, or κ·lr_loss where the anchor is undefined (no
+    divergence on the diagnosis's grid)."""
+    def one(row) -> float:
+        r = rule[row.optimizer]
+        anchor = r["anchor"] if np.isfinite(row[r["anchor"]]) else "lr_loss"
+        return r["kappa"][anchor] * row[anchor]
+    return table.apply(one, axis=1)
+
+
+def fitted_runs(folder: Path = SHIPPED, p: Protocol = Protocol()) -> dict:
+    """Fit the rule on the stored rows and train at its suggestion for every row (module docstring, step 4)."""
+    rows, runs, _ = load(folder)
+    table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
+    rule = fit_rule(table)
+    table["eta_fitted"] = suggest(table, rule)
+    tasks: dict[str, Task] = {}
+    out = []
+    for row in table.itertuples():
+        t = tasks.setdefault(row.model, task(row.model, p))
+        out.append(dict(trained(t, p, row.optimizer, float(row.eta_fitted), row.seed), model=row.model,
+                        optimizer=row.optimizer, seed=row.seed))
+    return dict(rule=rule, runs=out)
+
+
+def calibration_table(folder: Path = SHIPPED) -> tuple[pd.DataFrame, dict]:
+    """One row per architecture × optimizer × seed: the fitted rule's suggestion (``eta_diagnose``), the range
+    test's, the grid's best, the held-out losses at each, predicted and observed largest stable learning rates,
+    whether the architecture was held out; with the built-in suggestion and the spread beside. And the rule."""
+    rows, runs, fitted = load(folder)
+    table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
+    rule = fit_rule(table)
+    if fitted and fitted["rule"] != json.loads(json.dumps(rule)):
+        raise ValueError("the stored fitted runs were made with another rule than the stored rows give: run "
+                         "`python -m helpers.calibration --fitted` again")
+    table["eta_diagnose"] = suggest(table, rule)
+    at = pd.DataFrame(fitted.get("runs", []), columns=["model", "optimizer", "seed", "lr", "loss"])
+    table = table.merge(at.rename(columns={"lr": "eta_fitted_run", "loss": "loss_diagnose"}),
+                        on=["model", "optimizer", "seed"], how="left")
+    table["eta_max_predicted"] = table.lr_max
+    return table, rule
+
+
+def hits(table: pd.DataFrame, method: str) -> pd.Series:
+    """Whether the suggestion of ``method`` (diagnose, range_test, default) lands within a factor 2 of the grid's
+    best learning rate or within the seed spread of its held-out loss; a suggestion that diverged never does."""
+    eta, loss = table[f"eta_{method}"], table[f"loss_{method}"]
+    within = np.abs(np.log2(eta / table.eta_best)) <= 1.0
+    near = (loss - table.loss_best) <= table.spread.fillna(0.0)
+    return (within | near) & loss.notna()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=list(ZOO))
+    parser.add_argument("--optimizers", nargs="*", default=list(OPTIMIZERS))
+    parser.add_argument("--folder", type=Path, default=SHIPPED)
+    parser.add_argument("--fitted", action="store_true", help="train at the fitted rule's suggestions (after all jobs)")
+    args = parser.parse_args()
+    from helpers.files import write_text
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    if args.fitted:
+        write_text(args.folder / "fitted.json", json.dumps(fitted_runs(args.folder), indent=1))
+        return
+    for model in args.models:
+        for optimizer in args.optimizers:
+            path = job_path(args.folder, model, optimizer)
+            if path.exists():
+                continue
+            result = calibrate(model, optimizer)
+            write_text(path, json.dumps(result, indent=1))
+            print(f"{model} {optimizer}: {result['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
