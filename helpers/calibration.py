@@ -32,7 +32,7 @@ import torch
 
 from helpers.config import c_grid
 from helpers.data import load_dataset
-from helpers.diagnose import diagnose
+from helpers.diagnose import HELD, diagnose
 from helpers.lr_study import label_loss, next_token_loss, plain_sgd, range_test, train_run
 from helpers.text import char_sequences, load_corpus
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
@@ -99,11 +99,12 @@ def task(model: str, p: Protocol) -> Task:
 
 
 def trained(t: Task, p: Protocol, optimizer: str, lr: float, seed: int) -> dict:
-    """One training run's outcome: lr, held-out loss and accuracy (NaN when diverged), diverged, seconds."""
+    """One training run's outcome: lr, held-out loss and accuracy (NaN when diverged), diverged (the study's rule: a
+    minibatch loss not finite or above 1e5), the training loss before and after, seconds."""
     r = train_run(t.build, t.x, t.y, t.loss, lr, steps=p.steps, batch_size=p.batch_size, seed=seed, test=t.test,
                   optimizer=OPTIMIZERS[optimizer])
     return dict(lr=lr, loss=r["final_test_loss"], accuracy=r["test_accuracy"], diverged=bool(r["diverged"]),
-                seconds=round(r["cost_s"], 2))
+                train_loss0=r["initial_train_loss"], train_loss=r["final_train_loss"], seconds=round(r["cost_s"], 2))
 
 
 def diagnosed(t: Task, p: Protocol, optimizer: str, seed: int) -> dict:
@@ -228,10 +229,17 @@ def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return rows, runs, json.loads(fitted.read_text()) if fitted.exists() else {}
 
 
+def unstable(runs: pd.DataFrame) -> pd.Series:
+    """Runs unstable over the budget, by the diagnosis's rule: diverged (not finite, above 1e5), or a training loss
+    still at least :data:`~helpers.diagnose.HELD` times its initial value after the last step."""
+    return runs.diverged | (runs.train_loss >= HELD * runs.train_loss0)
+
+
 def grid_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
     """Per architecture × optimizer × seed: the grid's best learning rate and its held-out loss, the largest
-    learning rate stable over the whole budget below the first divergent one (``eta_max_observed``; whether the grid
-    reached a divergence: ``max_censored``), and the seed spread of the held-out loss at the best mean learning rate."""
+    learning rate stable over the whole budget below the first unstable one (:func:`unstable`; ``eta_max_observed``;
+    whether the grid reached an unstable run: ``max_censored``), and the seed spread of the held-out loss at the best
+    mean learning rate."""
     out = []
     for (model, optimizer), group in runs.groupby(["model", "optimizer"], sort=False):
         means = mean_losses(group.to_dict("records"))
@@ -240,7 +248,7 @@ def grid_outcomes(runs: pd.DataFrame) -> pd.DataFrame:
         for seed, mine in group.groupby("seed"):
             mine = mine.sort_values("lr")
             usable = mine[~mine.diverged & mine.loss.notna()]
-            divergent = mine[mine.diverged]
+            divergent = mine[unstable(mine)]
             first = divergent.lr.min() if len(divergent) else math.inf
             stable = usable[usable.lr < first]
             best = usable.loc[usable.loss.idxmin()] if len(usable) else None

@@ -91,12 +91,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
 def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, lr: float, *,
               steps: int, batch_size: int, seed: int, test: tuple[torch.Tensor, torch.Tensor],
               diverge_loss: float = 1e5, optimizer: OptimizerFactory | None = None) -> dict:
-    """Plain SGD (or ``optimizer``) at ``lr`` for ``steps`` minibatches (seeded init and order). Returns the final
-    training loss (on the training examples), held-out loss and accuracy, whether it diverged (loss non-finite or
-    above ``diverge_loss``: losses then NaN) and its wall time."""
+    """Plain SGD (or ``optimizer``) at ``lr`` for ``steps`` minibatches (seeded init and order). Returns the initial
+    and final training loss (on the training examples), held-out loss and accuracy, whether it diverged (loss
+    non-finite or above ``diverge_loss``: losses then NaN) and its wall time."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     model = build()
+    train_loss0, _ = evaluate(model, x, y, loss)
     optimizer = make_optimizer(optimizer or plain_sgd, model.parameters(), lr)
     gen = generator(seed)
     order = torch.randperm(len(x), generator=gen)
@@ -117,8 +118,9 @@ def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
     test_loss, accuracy = evaluate(model, *test, loss) if not diverged else (math.nan, math.nan)
     if not (math.isfinite(train_loss) and train_loss <= diverge_loss):
         diverged, train_loss, test_loss, accuracy = True, math.nan, math.nan, math.nan
-    return dict(lr=lr, seed=seed, final_train_loss=train_loss, final_test_loss=test_loss, test_accuracy=accuracy,
-                diverged=diverged, cost_s=time.perf_counter() - start)
+    return dict(lr=lr, seed=seed, initial_train_loss=train_loss0, final_train_loss=train_loss,
+                final_test_loss=test_loss, test_accuracy=accuracy, diverged=diverged,
+                cost_s=time.perf_counter() - start)
 
 
 def range_test(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, *, batch_size: int,
