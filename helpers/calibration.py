@@ -33,16 +33,11 @@ import torch
 from helpers.config import c_grid
 from helpers.data import load_dataset
 from helpers.diagnose import HELD, diagnose
-from helpers.lr_study import label_loss, next_token_loss, plain_sgd, range_test, train_run
+from helpers.lr_study import adam, label_loss, next_token_loss, plain_sgd, range_test, train_run
 from helpers.text import char_sequences, load_corpus
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
 
 SHIPPED = Path(__file__).resolve().parent.parent / "store" / "calibration"
-
-
-def adam(params) -> torch.optim.Optimizer:
-    """Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8; the learning rate is set by the caller)."""
-    return torch.optim.Adam(params)
 
 
 OPTIMIZERS: dict[str, Callable] = {"sgd": plain_sgd, "adam": adam}
@@ -223,7 +218,7 @@ def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     jobs = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*-*.json"))]
     if not jobs:
         raise FileNotFoundError(f"no calibration results in {folder}: run `python -m helpers.calibration` (hours)")
-    rows = pd.DataFrame([r for job in jobs for r in job["rows"]])
+    rows = pd.DataFrame([dict(r, steps=job["protocol"]["steps"]) for job in jobs for r in job["rows"]])
     runs = pd.DataFrame([dict(r, model=job["model"], optimizer=job["optimizer"]) for job in jobs for r in job["runs"]])
     fitted = Path(folder) / "fitted.json"
     return rows, runs, json.loads(fitted.read_text()) if fitted.exists() else {}
@@ -338,6 +333,60 @@ def hits(table: pd.DataFrame, method: str) -> pd.Series:
     within = np.abs(np.log2(eta / table.eta_best)) <= 1.0
     near = (loss - table.loss_best) <= table.spread.fillna(0.0)
     return (within | near) & loss.notna()
+
+
+METHODS = {"diagnose": "the diagnosis (fitted rule)", "range_test": "the range test",
+           "default": "the diagnosis's built-in rule"}
+
+
+def scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer, method and half (fit or held out): the share of model × seed pairs that :func:`hits`, how many
+    pairs, and the median factor between the suggestion and the grid's best learning rate."""
+    out = []
+    for (optimizer, held_out), group in table.groupby(["optimizer", "held_out"]):
+        for method in METHODS:
+            factor = np.exp(np.abs(np.log(group[f"eta_{method}"] / group.eta_best)))
+            out.append(dict(optimizer=optimizer, held_out=bool(held_out), method=method,
+                            hits=int(hits(group, method).sum()), pairs=len(group),
+                            share=float(hits(group, method).mean()), median_factor=float(factor.median())))
+    return pd.DataFrame(out)
+
+
+def eta_max_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer, over the pairs where both the diagnosis and the grid found an unstable learning rate: how many,
+    how many predicted η_max (stable for the diagnosis's 10 steps) were above the largest learning rate stable for the
+    whole budget, and the median factor predicted/observed."""
+    both = table[table.eta_max_predicted.notna() & ~table.max_censored & table.eta_max_observed.notna()]
+    out = []
+    for optimizer, group in both.groupby("optimizer"):
+        ratio = group.eta_max_predicted / group.eta_max_observed
+        out.append(dict(optimizer=optimizer, pairs=len(group), above=int((ratio > 1).sum()),
+                        median_ratio=float(ratio.median())))
+    return pd.DataFrame(out, columns=["optimizer", "pairs", "above", "median_ratio"])
+
+
+def plot_calibration(table: pd.DataFrame, axes) -> None:
+    """Left of each pair of axes: log2 of each suggestion over the grid's best learning rate, per architecture (the
+    held-out ones on the right, the band of a factor 2 shaded); right: predicted against observed η_max."""
+    order = [m for m in FIT] + [m for m in ZOO if m not in FIT]
+    markers = {"diagnose": ("o", "C3"), "range_test": ("s", "k"), "default": ("^", "C0")}
+    for row, (optimizer, group) in zip(axes, table.groupby("optimizer", sort=False)):
+        left, right = row
+        for k, (method, (marker, colour)) in enumerate(markers.items()):
+            x = group.model.map(order.index) + (k - 1) * 0.2
+            left.plot(x, np.log2(group[f"eta_{method}"] / group.eta_best), marker, color=colour, alpha=0.7,
+                      label=METHODS[method])
+        left.axhspan(-1, 1, color="0.9", zorder=0)
+        left.axvline(len(FIT) - 0.5, color="0.5", lw=0.8)
+        left.set(xticks=range(len(order)), ylabel="log₂(η / grid's best η)", title=f"{optimizer}: suggestions")
+        left.set_xticklabels(order, rotation=45, ha="right", fontsize=8)
+        left.legend(fontsize=7)
+        right.loglog(group.eta_max_observed, group.eta_max_predicted, "o", color="C7")
+        limits = [np.nanmin(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) / 2,
+                  np.nanmax(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) * 2]
+        right.plot(limits, limits, "k:", lw=0.8)
+        right.set(xlabel=f"largest η stable for {int(group.steps.iloc[0])} steps", ylabel="predicted η_max",
+                  title=f"{optimizer}: η_max")
 
 
 def main() -> None:

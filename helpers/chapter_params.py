@@ -58,7 +58,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         cnn_channels=8, cnn_n_train=4096, cnn_n_test=2048, text_length=16, text_d_model=32, text_layers=2,
         text_n_train=4096, text_n_test=1024, batch_size=128, n_diagnose=512, n_sharpness=256,
         diagnose_seeds=[0, 1], diagnose_steps=10, c_x_min=-1.0, c_x_max=7.0, c_x_step=0.25, range_iters=100,
-        train_steps=150, grid_points=5, grid_seeds=[0, 1], check_claims=True),
+        train_steps=150, grid_points=5, grid_seeds=[0, 1], edge_c_x=[-3.0, 12.0, 0.5], calibration_folder="",
+        check_claims=True),
 }
 
 

@@ -26,6 +26,16 @@ def plain_sgd(params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=0.0)
 
 
+def momentum_sgd(params) -> torch.optim.Optimizer:
+    """SGD with heavy-ball momentum 0.9 (PyTorch's form, no dampening)."""
+    return torch.optim.SGD(params, lr=0.0, momentum=0.9)
+
+
+def adam(params) -> torch.optim.Optimizer:
+    """Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8; the learning rate is set by the caller)."""
+    return torch.optim.Adam(params)
+
+
 class SmallCNN(nn.Module):
     """Two 3×3 convolutions (``channels``, 2·``channels``; ReLU, 2×2 max pool each) and a linear readout, with
     PyTorch's default initialization and biases: a network the study's rules were not written for."""

@@ -94,6 +94,13 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert all(set(r) == {"model", "method", "lr", "seed", "cost_s", "final_train_loss", "final_test_loss"}
                    for r in rows)
         assert {(r["model"], r["seed"]) for r in values["diagnosis_table"]} == {("cnn", 0), ("transformer", 0)}
+        assert {r["optimizer"] for r in values["edges_table"]} == {"SGD", "SGD, momentum 0.9", "Adam"}
+        keys = {"model", "optimizer", "seed", "eta_diagnose", "eta_range_test", "eta_best", "loss_diagnose",
+                "loss_range_test", "loss_best", "eta_max_predicted", "eta_max_observed", "held_out"}
+        calibration = values["calibration_table"]
+        assert len(calibration) == 8 * 2 * 3 and all(set(r) == keys for r in calibration)
+        assert sum(r["held_out"] for r in calibration) == 24
+        assert set(values["calibration_rule"]) == {"sgd", "adam"}
     if name == "03_phase_diagrams":
         rows = values["phase_table"]
         assert {(r["depth"], r["width"]) for r in rows} == {(2, 16), (2, 32), (3, 16), (2, 48)}
