@@ -13,7 +13,8 @@ For each architecture of :mod:`helpers.zoo`, optimizer (plain SGD, Adam) and see
 
 A suggestion rule η = κ·anchor (anchor: lr_loss, lr_max or their geometric middle; κ and the anchor chosen per
 optimizer on the :data:`~helpers.zoo.FIT` architectures only) is scored on the held-out ones. Run as
-``python -m helpers.calibration`` (resumable: rows already stored are kept).
+``python -m helpers.calibration`` in one or more processes (each takes the jobs no other has claimed; resumable:
+jobs already stored are kept), then ``python -m helpers.calibration --fitted``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -132,55 +134,59 @@ def mean_losses(runs: list[dict]) -> pd.Series:
     return table.groupby("lr").score.mean()
 
 
-def extend(ladder: list[float], runs: list[dict]) -> list[float]:
-    """Learning rates to add to a factor-4 ladder: below it when its best is the lowest, above it while some seed
-    is stable at its top (at most 6 steps up)."""
+def _unstable(run: dict) -> bool:
+    """One run's :func:`unstable`."""
+    return bool(run["diverged"] or run["train_loss"] >= HELD * run["train_loss0"])
+
+
+def extend(ladder: list[float], runs: list[dict], first: list[float], steps: int = 3) -> list[float]:
+    """Learning rates to add to a factor-4 ladder: below it when its best is the lowest, else above it while some
+    seed is stable (not :func:`unstable`) at its top; at most ``steps`` factors of 4 beyond the ``first`` ladder."""
     means = mean_losses(runs)
-    if means.idxmin() == min(ladder):
+    if means.idxmin() == min(ladder) and min(ladder) > min(first) / 4.0 ** steps:
         return [min(ladder) / 4]
-    table = pd.DataFrame(runs)
-    top = table[table.lr == max(ladder)]
-    if (~top.diverged).any() and max(ladder) < 4.0 ** 6 * min(ladder):
+    top = [r for r in runs if r["lr"] == max(ladder)]
+    if any(not _unstable(r) for r in top) and max(ladder) < max(first) * 4.0 ** steps:
         return [max(ladder) * 4]
     return []
 
 
 def refinements(runs: list[dict], seeds: tuple[int, ...]) -> list[tuple[float, int]]:
     """(lr, seed) runs that refine the grid: the factor-2 neighbours of the best mean learning rate for every seed,
-    and for each seed the geometric midpoint of its largest stable and first divergent learning rate."""
+    and for each seed the geometric midpoint of its largest stable and first unstable learning rate."""
     done = {(r["lr"], r["seed"]) for r in runs}
     best = mean_losses(runs).idxmin()
     wanted = [(lr, s) for lr in (best / 2, best * 2) for s in seeds]
-    table = pd.DataFrame(runs)
     for s in seeds:
-        mine = table[table.seed == s].sort_values("lr")
-        divergent = mine[mine.diverged]
-        if len(divergent):
-            first = divergent.lr.iloc[0]
-            stable = mine[(mine.lr < first) & ~mine.diverged]
-            if len(stable) and first / stable.lr.iloc[-1] > 2.5:
-                wanted.append((math.sqrt(first * stable.lr.iloc[-1]), s))
+        mine = sorted((r for r in runs if r["seed"] == s), key=lambda r: r["lr"])
+        bad = [r["lr"] for r in mine if _unstable(r)]
+        if bad:
+            stable = [r["lr"] for r in mine if r["lr"] < bad[0] and not _unstable(r)]
+            if stable and bad[0] / stable[-1] > 2.5:
+                wanted.append((math.sqrt(bad[0] * stable[-1]), s))
     return [w for w in dict.fromkeys(wanted) if w not in done]
 
 
 def grid_runs(t: Task, p: Protocol, optimizer: str, seeds: tuple[int, ...]) -> list[dict]:
-    """The grid of training runs (module docstring, step 3). Above two divergent learning rates in a row a seed's
-    ladder is not run further (recorded ``skipped``: counted as unusable, never as a loss)."""
+    """The grid of training runs (module docstring, step 3). Above two unstable learning rates in a row a seed's
+    ladder is not run further (recorded ``skipped``, with ``diverged`` set so that it counts as unusable; never as a
+    loss, never as the first unstable learning rate)."""
     runs: list[dict] = []
 
     def run(lr: float, seed: int) -> None:
         mine = sorted((r for r in runs if r["seed"] == seed and r["lr"] < lr), key=lambda r: r["lr"])
-        if len(mine) >= 2 and all(r["diverged"] for r in mine[-2:]):
+        if len(mine) >= 2 and all(_unstable(r) for r in mine[-2:]):
             runs.append(dict(lr=lr, seed=seed, loss=math.nan, accuracy=math.nan, diverged=True, skipped=True,
-                             seconds=0.0))
+                             train_loss0=math.nan, train_loss=math.nan, seconds=0.0))
         else:
             runs.append(dict(trained(t, p, optimizer, lr, seed), seed=seed, skipped=False))
 
-    ladder = p.first_ladder(optimizer)
+    first = p.first_ladder(optimizer)
+    ladder = list(first)
     for lr in ladder:
         for seed in seeds:
             run(lr, seed)
-    while extra := extend(ladder, runs):
+    while extra := extend(ladder, runs, first):
         ladder += extra
         for lr in sorted(extra):
             for seed in seeds:
@@ -406,11 +412,18 @@ def main() -> None:
     for model in args.models:
         for optimizer in args.optimizers:
             path = job_path(args.folder, model, optimizer)
-            if path.exists():
+            claim = path.with_suffix(".claimed")
+            try:  # several processes share the jobs: each takes the ones no other has claimed
+                os.close(os.open(claim, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
                 continue
-            result = calibrate(model, optimizer)
-            write_text(path, json.dumps(result, indent=1))
-            print(f"{model} {optimizer}: {result['seconds']} s", flush=True)
+            try:
+                if not path.exists():
+                    result = calibrate(model, optimizer)
+                    write_text(path, json.dumps(result, indent=1))
+                    print(f"{model} {optimizer}: {result['seconds']} s", flush=True)
+            finally:
+                claim.unlink()
 
 
 if __name__ == "__main__":

@@ -30,12 +30,16 @@ def test_mean_losses_count_any_divergent_seed_as_unusable():
 def test_the_ladder_extends_down_from_a_best_at_its_bottom_and_up_while_a_seed_is_stable_at_its_top():
     ladder = [1.0, 4.0, 16.0]
     best_at_bottom = [_run(1.0, 0, 0.1), _run(4.0, 0, 0.2), _run(16.0, 0, 0, diverged=True)]
-    assert extend(ladder, best_at_bottom) == [0.25]
+    assert extend(ladder, best_at_bottom, ladder) == [0.25]
+    assert extend([1 / 64, *ladder], best_at_bottom + [_run(1 / 64, 0, 0.05)], ladder) == []   # three steps down
     stable_top = [_run(1.0, 0, 0.3), _run(4.0, 0, 0.2), _run(16.0, 0, 0.25), _run(16.0, 1, 0, diverged=True),
                   _run(1.0, 1, 0.3), _run(4.0, 1, 0.2)]
-    assert extend(ladder, stable_top) == [64.0]
+    assert extend(ladder, stable_top, ladder) == [64.0]
+    assert extend([*ladder, 1024.0], stable_top + [_run(1024.0, 0, 0.3)], ladder) == []        # three steps up
+    held = [dict(r, train_loss=2.5) if r["lr"] == 16.0 else r for r in stable_top]   # held at 2.5·L_0: unstable
+    assert extend(ladder, held, ladder) == []
     closed = [_run(1.0, 0, 0.3), _run(4.0, 0, 0.2), _run(16.0, 0, 0, diverged=True)]
-    assert extend(ladder, closed) == []
+    assert extend(ladder, closed, ladder) == []
 
 
 def test_refinements_add_the_best_neighbours_and_the_midpoint_of_the_stability_gap_per_seed():
