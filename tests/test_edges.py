@@ -125,3 +125,16 @@ def test_bad_optimizer_input_gets_one_clear_error(kwargs, error, match):
     with pytest.raises(error, match=match):
         diagnose(lambda: nn.Linear(5, 2), x, y, "mse", seeds=(0,), steps=2, progress=False,
                  **{"c_values": [1.0], **kwargs})
+
+
+def test_an_optimizer_diagnosis_leaves_the_callers_model_and_random_state_as_they_were():
+    x, y = _regression(n=32)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    report = diagnose(model, x, y, "mse", batch_size=8, steps=3, c_values=[0.5, 1.0, 4.0, 64.0], progress=False,
+                      optimizer=lambda p: torch.optim.AdamW(p, weight_decay=0.1))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert report.optimizer.startswith("AdamW") and "weight decay 0.1" in report.optimizer
