@@ -1,6 +1,7 @@
 """What a diagnosis costs against the learning-rate range test, on the models of ``07_choosing_a_learning_rate`` at
 its defaults: ``diagnose(quick=True)`` (one seed, λ^H on at most 512 examples, no c_sharp), the full ``diagnose`` as
-the chapter runs it, and ``torch-lr-finder``'s range test. Wall time, median of ``--repeats`` runs.
+the chapter runs it, and ``torch-lr-finder``'s range test; and the same quick diagnosis and range test with Adam (the
+diagnosis on the chapter's grid for the optimizers' own edges). Wall time, median of ``--repeats`` runs.
 
 Writes ``benchmarks/results/diagnose_cost.md``. Run: ``.venv/bin/python -m benchmarks.diagnose_cost``.
 """
@@ -18,7 +19,7 @@ from helpers.config import c_grid
 from helpers.data import load_dataset
 from helpers.device import default_device
 from helpers.diagnose import diagnose
-from helpers.lr_study import CharTransformer, SmallCNN, label_loss, next_token_loss, range_test
+from helpers.lr_study import CharTransformer, SmallCNN, adam, label_loss, next_token_loss, range_test
 from helpers.text import char_sequences, load_corpus
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_cost.md"
@@ -49,10 +50,15 @@ def row(name: str, build, x, y, loss, p, grid, repeats: int) -> str:
                       repeats)
     quick_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, quick=True, **common),
                       repeats)
+    adam_range_s = seconds(lambda: range_test(build, x, y, loss, batch_size=p.batch_size, seed=0, start_lr=1e-6,
+                                              end_lr=1.0, num_iter=p.range_iters, optimizer=adam), repeats)
+    edge_grid = c_grid(p.edge_c_x[1], p.edge_c_x[2], p.edge_c_x[0])
+    adam_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, quick=True, optimizer=adam,
+                                      **{**common, "c_values": edge_grid}), repeats)
     full_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, seeds=p.diagnose_seeds,
                                       n_sharpness=p.n_sharpness, **common), 1)
     return (f"| {name} | {range_s:.2f} | {quick_s:.2f} | {quick_s / range_s:.1f}× | {full_s:.1f} | "
-            f"{full_s / range_s:.0f}× |")
+            f"{full_s / range_s:.0f}× | {adam_range_s:.2f} | {adam_s:.2f} | {adam_s / adam_range_s:.1f}× |")
 
 
 def main() -> None:
@@ -64,8 +70,9 @@ def main() -> None:
     lines = ["# Diagnosis against the range test", "", describe_machine(default_device()), "",
              "The models and data of `07_choosing_a_learning_rate` at its defaults; median wall time of "
              f"{args.repeats} runs.", "",
-             "| model | range test (s) | diagnose quick=True (s) | ratio | diagnose as in 07 (s) | ratio |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| model | range test (s) | diagnose quick=True (s) | ratio | diagnose as in 07 (s) | ratio | "
+             "Adam: range test (s) | Adam: diagnose quick=True (s) | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, (build, x, y, loss) in models(p).items():
         lines.append(row(name, build, x, y, loss, p, grid, args.repeats))
         print(lines[-1], flush=True)

@@ -2,9 +2,9 @@
 optimizer's edge sharpness, :mod:`helpers.edges`), T steps each on the same minibatches, in ascending c until the
 first divergent run. Each run is the optimizer itself (``optimizer.step()`` on a copy of the model), so momentum
 buffers, Adam's moments and weight decay act as in training. L_t is measured on the first ``n_measure`` examples
-(all of them in the diagnosis, as in the engine) after every step; the sharpness is not tracked (c_sharp is the
-study's constant of plain SGD only). The table has the engine's run columns, so
-:func:`helpers.phases.critical_constants` reads c_loss and c_max from it."""
+(all of them in the diagnosis, as in the engine) after every step while c_loss is undecided, then after the last
+step only; the sharpness is not tracked (c_sharp is the study's constant of plain SGD only). The table has the
+engine's run columns, so :func:`helpers.phases.critical_constants` reads c_loss and c_max from it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from helpers.edges import OptimizerFactory, make_optimizer
 from helpers.losses import Loss
+from helpers.phases import rises
 from helpers.schema import RUN_COLUMNS
 
 DIVERGE_LOSS = 1e5
@@ -36,9 +37,11 @@ def measured_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor
 
 
 def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-              batches: Sequence[torch.Tensor], lr: float, n_measure: int, held: float | None) -> list[dict]:
-    """One run from a copy of ``model`` at learning rate ``lr``: a record per step (L_t, the minibatch loss of step
-    t, whether it diverged: a loss not finite or above 1e5; or, after the last step, still ≥ held·L_0)."""
+              batches: Sequence[torch.Tensor], lr: float, n_measure: int, held: float | None,
+              every_step: bool = True) -> list[dict]:
+    """One run from a copy of ``model`` at learning rate ``lr``: a record per step (L_t — at every step, or with
+    ``every_step=False`` only after the last, NaN before —, the minibatch loss of step t, whether it diverged: a
+    loss not finite or above 1e5; or, after the last step, still ≥ held·L_0)."""
     model = copy.deepcopy(model)
     optimizer = make_optimizer(factory, model.parameters(), lr)
     loss0 = measured_loss(model, loss, x[:n_measure], y[:n_measure])
@@ -52,8 +55,9 @@ def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.
             break
         value.backward()
         optimizer.step()
-        current = measured_loss(model, loss, x[:n_measure], y[:n_measure])
-        records.append(dict(step=step, loss=current, batch_loss=batch_loss, diverged=_bad(current)))
+        measured = every_step or step == len(batches)
+        current = measured_loss(model, loss, x[:n_measure], y[:n_measure]) if measured else math.nan
+        records.append(dict(step=step, loss=current, batch_loss=batch_loss, diverged=measured and _bad(current)))
         if records[-1]["diverged"]:
             break
     last = records[-1]
@@ -67,9 +71,12 @@ def walk(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tenso
          held: float | None) -> pd.DataFrame:
     """The runs of one initialization at η = c/``sharpness0`` for c in ``c_values`` (ascending) up to and including
     the first divergent one; the engine's run columns (sharpness NaN: not measured)."""
-    rows = []
+    rows, loss_rose = [], False
     for c in sorted(c_values):
-        records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held)
+        # L_t at every step while c_loss is undecided; after a run's loss has risen, at the last step only (as the
+        # engine's loss search): c_loss and c_max are the same
+        records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held, not loss_rose)
+        loss_rose = loss_rose or rises([r["loss"] / r["loss0"] for r in records[1:] if not r["diverged"]])
         rows += [dict(r, seed=seed, c=c, lr=c / sharpness0, sharpness=math.nan, sharpness0=sharpness0, products=0,
                       converged=False) for r in records]
         if records[-1]["diverged"]:
