@@ -34,7 +34,7 @@ import torch
 
 from helpers.config import c_grid
 from helpers.data import load_dataset
-from helpers.diagnose import HELD, diagnose
+from helpers.diagnose import HELD, Diagnosis, diagnose
 from helpers.lr_study import adam, label_loss, next_token_loss, plain_sgd, range_test, train_run
 from helpers.text import char_sequences, load_corpus
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
@@ -393,6 +393,29 @@ def plot_calibration(table: pd.DataFrame, axes) -> None:
         right.plot(limits, limits, "k:", lw=0.8)
         right.set(xlabel=f"largest η stable for {int(group.steps.iloc[0])} steps", ylabel="predicted η_max",
                   title=f"{optimizer}: η_max")
+
+
+def shipped_rule(folder: Path = SHIPPED) -> dict[str, dict]:
+    """The suggestion rule fit on the stored calibration (per optimizer: anchor, κ per anchor, fit quality)."""
+    return calibration_table(folder)[1]
+
+
+def calibrated_lr(report: Diagnosis, rule: dict[str, dict] | None = None) -> float:
+    """The fitted rule's learning rate for a diagnosis of plain SGD or Adam (``optimizer=None`` or a plain
+    ``torch.optim.SGD``; ``torch.optim.Adam``): κ·anchor per initialization, their geometric mean. It was fit for the
+    calibration's protocol — a quick diagnosis of 10 steps on 512 examples, training for 500 steps of batch 128 —
+    and carries no promise beyond it. ``rule`` defaults to the shipped one."""
+    if report.optimizer in ("plain SGD", "SGD (no momentum)"):
+        kind = "sgd"
+    elif report.optimizer.startswith("Adam ("):
+        kind = "adam"
+    else:
+        raise ValueError(f"the suggestion rule is calibrated for plain SGD and Adam, not {report.optimizer}")
+    rule = rule or shipped_rule()
+    table = with_anchors(report.boundaries().assign(
+        optimizer=kind, lr_max=np.where(report.per_seed.censored.to_numpy(bool), np.nan,
+                                        report.boundaries().lr_max.to_numpy(float))))
+    return float(np.exp(np.log(suggest(table, rule)).mean()))
 
 
 def main() -> None:

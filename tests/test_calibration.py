@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.calibration import (SHIPPED, Protocol, calibration_table, diagnosed, extend, fit_rule, grid_outcomes, hits,
-                                 load, mean_losses, ranged, refinements, suggest, task, trained, with_anchors)
+from helpers.calibration import (SHIPPED, Protocol, calibrated_lr, calibration_table, diagnosed, extend, fit_rule,
+                                 grid_outcomes, hits, load, mean_losses, ranged, refinements, suggest, task, trained,
+                                 with_anchors)
 from helpers.preparation import check_second_derivatives
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
 
@@ -135,3 +136,16 @@ def test_a_shipped_row_is_recomputed():
     assert fresh["sharpness"] == pytest.approx(stored.sharpness, rel=1e-4)
     assert ranged(t, p, "sgd", 0)["eta_range_test"] == pytest.approx(stored.eta_range_test, rel=1e-3)
     assert trained(t, p, "sgd", stored.eta_default, 0)["loss"] == pytest.approx(stored.loss_default, rel=1e-3)
+
+
+def test_the_calibrated_rule_reads_a_diagnosis_of_sgd_or_adam_and_refuses_others():
+    from helpers.diagnose import Diagnosis
+
+    per_seed = pd.DataFrame(dict(seed=[0, 1], sharpness0=[2.0, 4.0], c_loss=[1.0, 2.0], c_sharp=np.nan,
+                                 c_max=[4.0, 8.0], c_loss_filled=False, c_sharp_filled=False, censored=[False, True]))
+    rule = {"sgd": dict(anchor="lr_max", kappa={"lr_loss": 3.0, "lr_max": 0.5})}
+    report = Diagnosis(per_seed, (1.0, 2.0, 4.0, 8.0), pd.DataFrame(), 10)
+    # seed 0: 0.5·lr_max = 0.5·2; seed 1 is censored: 3·lr_loss = 3·0.5; their geometric mean
+    assert calibrated_lr(report, rule) == pytest.approx(math.sqrt(1.0 * 1.5))
+    with pytest.raises(ValueError, match="calibrated for plain SGD and Adam"):
+        calibrated_lr(Diagnosis(per_seed, (1.0,), pd.DataFrame(), 10, optimizer="RMSprop"), rule)
