@@ -14,7 +14,7 @@ For each architecture of :mod:`helpers.zoo`, optimizer (plain SGD, Adam) and see
 A suggestion rule η = κ·anchor (anchor: lr_loss, lr_max or their geometric middle; κ and the anchor chosen per
 optimizer on the :data:`~helpers.zoo.FIT` architectures only) is scored on the held-out ones. Run as
 ``python -m helpers.calibration`` in one or more processes (each takes the jobs no other has claimed; resumable:
-jobs already stored are kept), then ``python -m helpers.calibration --fitted``.
+jobs already stored are kept), then ``python -m helpers.calibration --fitted sgd`` and ``--fitted adam``.
 """
 
 from __future__ import annotations
@@ -221,13 +221,16 @@ def job_path(folder: Path, model: str, optimizer: str) -> Path:
 
 def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The stored rows (one per architecture × optimizer × seed), grid runs, and the fitted runs (empty if none)."""
-    jobs = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*-*.json"))]
+    jobs = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*-*.json"))
+            if not path.name.startswith("fitted-")]
     if not jobs:
         raise FileNotFoundError(f"no calibration results in {folder}: run `python -m helpers.calibration` (hours)")
     rows = pd.DataFrame([dict(r, steps=job["protocol"]["steps"]) for job in jobs for r in job["rows"]])
     runs = pd.DataFrame([dict(r, model=job["model"], optimizer=job["optimizer"]) for job in jobs for r in job["runs"]])
-    fitted = Path(folder) / "fitted.json"
-    return rows, runs, json.loads(fitted.read_text()) if fitted.exists() else {}
+    parts = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("fitted-*.json"))]
+    fitted = dict(rule={k: v for part in parts for k, v in part["rule"].items()},
+                  runs=[r for part in parts for r in part["runs"]]) if parts else {}
+    return rows, runs, fitted
 
 
 def unstable(runs: pd.DataFrame) -> pd.Series:
@@ -299,11 +302,13 @@ def suggest(table: pd.DataFrame, rule: dict[str, dict]) -> pd.Series:
     return table.apply(one, axis=1)
 
 
-def fitted_runs(folder: Path = SHIPPED, p: Protocol = Protocol()) -> dict:
-    """Fit the rule on the stored rows and train at its suggestion for every row (module docstring, step 4)."""
+def fitted_runs(optimizer: str, folder: Path = SHIPPED, p: Protocol = Protocol()) -> dict:
+    """Fit the rule on the stored rows and train at its suggestion for every row of ``optimizer`` (module
+    docstring, step 4)."""
     rows, runs, _ = load(folder)
     table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
-    rule = fit_rule(table)
+    table = table[table.optimizer == optimizer]
+    rule = {optimizer: fit_rule(table)[optimizer]}
     table["eta_fitted"] = suggest(table, rule)
     tasks: dict[str, Task] = {}
     out = []
@@ -321,9 +326,9 @@ def calibration_table(folder: Path = SHIPPED) -> tuple[pd.DataFrame, dict]:
     rows, runs, fitted = load(folder)
     table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
     rule = fit_rule(table)
-    if fitted and fitted["rule"] != json.loads(json.dumps(rule)):
+    if fitted and fitted["rule"] != json.loads(json.dumps({k: rule[k] for k in fitted["rule"]})):
         raise ValueError("the stored fitted runs were made with another rule than the stored rows give: run "
-                         "`python -m helpers.calibration --fitted` again")
+                         "`python -m helpers.calibration --fitted OPTIMIZER` again")
     table["eta_diagnose"] = suggest(table, rule)
     at = pd.DataFrame(fitted.get("runs", []), columns=["model", "optimizer", "seed", "lr", "loss"])
     table = table.merge(at.rename(columns={"lr": "eta_fitted_run", "loss": "loss_diagnose"}),
@@ -423,14 +428,16 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(ZOO))
     parser.add_argument("--optimizers", nargs="*", default=list(OPTIMIZERS))
     parser.add_argument("--folder", type=Path, default=SHIPPED)
-    parser.add_argument("--fitted", action="store_true", help="train at the fitted rule's suggestions (after all jobs)")
+    parser.add_argument("--fitted", choices=list(OPTIMIZERS),
+                        help="train at the fitted rule's suggestions for this optimizer's rows (after all jobs)")
     args = parser.parse_args()
     from helpers.files import write_text
 
     args.folder.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     if args.fitted:
-        write_text(args.folder / "fitted.json", json.dumps(fitted_runs(args.folder), indent=1))
+        write_text(args.folder / f"fitted-{args.fitted}.json", json.dumps(fitted_runs(args.fitted, args.folder),
+                                                                            indent=1))
         return
     for model in args.models:
         for optimizer in args.optimizers:
