@@ -378,7 +378,9 @@ def eta_max_comparison(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_calibration(table: pd.DataFrame, axes) -> None:
     """Left of each pair of axes: log2 of each suggestion over the grid's best learning rate, per architecture (the
-    held-out ones on the right, the band of a factor 2 shaded); right: predicted against observed η_max."""
+    held-out ones on the right, the band of a factor 2 shaded); right: predicted against observed η_max (open
+    markers: a side that found no unstable learning rate — a lower bound, drawn on the diagonal when the diagnosis's
+    is missing)."""
     order = [m for m in FIT] + [m for m in ZOO if m not in FIT]
     markers = {"diagnose": ("o", "C3"), "range_test": ("s", "k"), "default": ("^", "C0")}
     for row, (optimizer, group) in zip(axes, table.groupby("optimizer", sort=False)):
@@ -392,7 +394,12 @@ def plot_calibration(table: pd.DataFrame, axes) -> None:
         left.set(xticks=range(len(order)), ylabel="log₂(η / grid's best η)", title=f"{optimizer}: suggestions")
         left.set_xticklabels(order, rotation=45, ha="right", fontsize=8)
         left.legend(fontsize=7)
-        right.loglog(group.eta_max_observed, group.eta_max_predicted, "o", color="C7")
+        bounded = group.eta_max_predicted.notna() & ~group.max_censored
+        right.loglog(group.eta_max_observed[bounded], group.eta_max_predicted[bounded], "o", color="C7",
+                     label="both found an unstable η")
+        right.loglog(group.eta_max_observed[~bounded], group.eta_max_predicted[~bounded].fillna(
+            group.eta_max_observed[~bounded]), "o", mfc="none", color="C7", label="one side censored (a bound)")
+        right.legend(fontsize=7)
         limits = [np.nanmin(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) / 2,
                   np.nanmax(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) * 2]
         right.plot(limits, limits, "k:", lw=0.8)
