@@ -263,10 +263,10 @@ def _diagnose_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: 
 
 
 def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, fn, optimizer: OptimizerFactory,
-             edge: str | None) -> tuple[str, dict[str, float]]:
+             edge: str | None, quick: bool = False) -> tuple[str, dict[str, float]]:
     """The edge that is the unit of c (``edge``, or the optimizer's own) and every edge sharpness measurable at θ₀
     on the sharpness subset: ``critical`` always; with second derivatives, ``lambda_H0`` (λ^H_0), ``hessian`` for
-    SGD and ``preconditioned`` for Adam and AdamW."""
+    SGD and ``preconditioned`` for Adam and AdamW (``quick``: λ^H_0 only where it is the unit)."""
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
     probe = make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0)
     edge = edge or default_edge(probe)
@@ -282,8 +282,9 @@ def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, f
             raise
         return edge, found
     problem = Problem.of(net, 1, fn, data, config.n_sharpness, slice_size(net, xs[:1]))
-    found["lambda_H0"] = float(initial_sharpness(config, net, data, seed, fn).eigenvalue[0])
-    if isinstance(probe, torch.optim.SGD):
+    if not quick or edge == "hessian":
+        found["lambda_H0"] = float(initial_sharpness(config, net, data, seed, fn).eigenvalue[0])
+    if isinstance(probe, torch.optim.SGD) and "lambda_H0" in found:
         found["hessian"] = found["lambda_H0"] * momentum_scale(probe)
     if isinstance(probe, ADAM_FAMILY):
         found["preconditioned"] = preconditioned_sharpness(problem.hessian(problem.params0), probe, seed)
@@ -293,14 +294,14 @@ def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, f
 
 
 def _optimizer_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, loss, batches,
-                    optimizer: OptimizerFactory, edge: str | None, held: float | None
+                    optimizer: OptimizerFactory, edge: str | None, held: float | None, quick: bool
                     ) -> tuple[pd.DataFrame, str, dict[str, float], str]:
     """One initialization's runs with ``optimizer`` at η = c/s (s: the edge sharpness), the edge, every edge
     measured, and the optimizer's description."""
     fn = checked_loss(loss, net, data.x, data.y)
     check_deterministic(net, data.x[:8])
     with sdpa_kernel([SDPBackend.MATH]):
-        edge, found = edges_at(config, net, data, seed, fn, optimizer, edge)
+        edge, found = edges_at(config, net, data, seed, fn, optimizer, edge, quick)
         order = batches or batch_order(len(data.x), config.batch_size, config.steps, seed)
         runs = walk(net, optimizer, fn, data.x, data.y, order, config.c_values, found[edge], seed, len(data.x), held)
     name = describe(make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0))
@@ -343,7 +344,8 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     otherwise SGD over seeded permutations. λ^H is measured on the first ``n_sharpness`` examples. ``c_values``: the
     grid of c (default: the study's 2^x, x = 0, 0.1, …, 6), walked upward until the first divergence: the loss not
     finite or above 1e5 at any step, or (``held``) still ≥ held·L_0 after the last step. ``quick``: one seed, λ^H on
-    at most 512 examples and no c_sharp (only c_loss and c_max). ``progress``: a progress bar over initializations.
+    at most 512 examples, no c_sharp (only c_loss and c_max), and with ``optimizer`` no λ^H_0 beside another edge.
+    ``progress``: a progress bar over initializations.
     ``optimizer``: a factory params → ``torch.optim.Optimizer`` (its learning rate is set per run, e.g.
     ``lambda p: torch.optim.SGD(p, lr=0, momentum=0.9)``); c is then in units of ``edge`` (``"hessian"``,
     ``"preconditioned"``, ``"critical"``; default: the optimizer's own, :mod:`helpers.edges`) and c_sharp is not
@@ -374,7 +376,8 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
             s0 = float(tables[-1]["sharpness0"].iloc[0])
             edges.append({"lambda_H0": s0, "hessian": s0})
         else:
-            runs, unit, found, name = _optimizer_seed(config, net, data, seed, loss, batches, optimizer, edge, held)
+            runs, unit, found, name = _optimizer_seed(config, net, data, seed, loss, batches, optimizer, edge, held,
+                                                      quick)
             tables.append(runs)
             edges.append(found)
     runs = held_divergent(pd.concat(tables, ignore_index=True), held)

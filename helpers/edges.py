@@ -90,13 +90,15 @@ class Preconditioned:
         return self.op.squeeze(t)
 
 
-def preconditioned_sharpness(op: HessianOperator, optimizer: torch.optim.Optimizer, seed: int = 0) -> float:
-    """Adam's edge sharpness at θ₀: λ_max(P^-1 H)·(1 − β₁)/(1 + β₁), P = diag(|g| + ε) (:mod:`helpers.edges`)."""
+def preconditioned_sharpness(op: HessianOperator, optimizer: torch.optim.Optimizer, seed: int = 0,
+                             tol: float = 1e-4) -> float:
+    """Adam's edge sharpness at θ₀: λ_max(P^-1 H)·(1 − β₁)/(1 + β₁), P = diag(|g| + ε) (:mod:`helpers.edges`), by
+    Lanczos to the relative tolerance ``tol``."""
     if not isinstance(optimizer, ADAM_FAMILY):
         raise ValueError(f"edge='preconditioned' is Adam's and AdamW's, not {type(optimizer).__name__}'s; use "
                          "edge='critical' for any optimizer")
     beta1, eps = optimizer.param_groups[0]["betas"][0], optimizer.param_groups[0]["eps"]
-    top = lanczos(Preconditioned(op, (op.gradient.abs() + eps).rsqrt()), seed=seed, tol=1e-4)
+    top = lanczos(Preconditioned(op, (op.gradient.abs() + eps).rsqrt()), seed=seed, tol=tol)
     return float(top.eigenvalue) * (1 - beta1) / (1 + beta1)
 
 

@@ -38,13 +38,14 @@ def measured_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor
 
 def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
               batches: Sequence[torch.Tensor], lr: float, n_measure: int, held: float | None,
-              every_step: bool = True) -> list[dict]:
+              every_step: bool = True, loss0: float | None = None) -> list[dict]:
     """One run from a copy of ``model`` at learning rate ``lr``: a record per step (L_t — at every step, or with
     ``every_step=False`` only after the last, NaN before —, the minibatch loss of step t, whether it diverged: a
     loss not finite or above 1e5; or, after the last step, still ≥ held·L_0)."""
     model = copy.deepcopy(model)
     optimizer = make_optimizer(factory, model.parameters(), lr)
-    loss0 = measured_loss(model, loss, x[:n_measure], y[:n_measure])
+    if loss0 is None:   # L_0 at θ₀: the same for every run of a walk, which passes it
+        loss0 = measured_loss(model, loss, x[:n_measure], y[:n_measure])
     records = [dict(step=0, loss=loss0, batch_loss=math.nan, diverged=False)]
     for step, index in enumerate(batches, 1):
         optimizer.zero_grad()
@@ -72,10 +73,12 @@ def walk(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tenso
     """The runs of one initialization at η = c/``sharpness0`` for c in ``c_values`` (ascending) up to and including
     the first divergent one; the engine's run columns (sharpness NaN: not measured)."""
     rows, loss_rose = [], False
+    loss0 = measured_loss(model, loss, x[:n_measure], y[:n_measure])
     for c in sorted(c_values):
         # L_t at every step while c_loss is undecided; after a run's loss has risen, at the last step only (as the
         # engine's loss search): c_loss and c_max are the same
-        records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held, not loss_rose)
+        records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held, not loss_rose,
+                            loss0)
         loss_rose = loss_rose or rises([r["loss"] / r["loss0"] for r in records[1:] if not r["diverged"]])
         rows += [dict(r, seed=seed, c=c, lr=c / sharpness0, sharpness=math.nan, sharpness0=sharpness0, products=0,
                       converged=False) for r in records]
