@@ -104,18 +104,24 @@ def trained(t: Task, p: Protocol, optimizer: str, lr: float, seed: int) -> dict:
                 train_loss0=r["initial_train_loss"], train_loss=r["final_train_loss"], seconds=round(r["cost_s"], 2))
 
 
+def observed_boundaries(report: Diagnosis) -> pd.DataFrame:
+    """``report.boundaries()`` with lr_max NaN where the grid found no divergence (a bound, not a boundary)."""
+    bounds = report.boundaries()
+    bounds.loc[report.censored, "lr_max"] = math.nan
+    return bounds
+
+
 def diagnosed(t: Task, p: Protocol, optimizer: str, seed: int) -> dict:
     """The quick diagnosis of one seed: edges, constants, their learning rates, the built-in suggestion, seconds."""
     start = time.perf_counter()
     report = diagnose(t.build, t.x[: p.n_diagnose], t.y[: p.n_diagnose], t.loss, batch_size=p.batch_size,
                       steps=p.diagnose_steps, seeds=(seed,), c_values=c_grid(p.c_x[1], p.c_x[2], p.c_x[0]),
                       quick=True, optimizer=None if optimizer == "sgd" else OPTIMIZERS[optimizer], progress=False)
-    row, bounds = report.per_seed.iloc[0], report.boundaries().iloc[0]
-    censored = bool(row.censored)
+    row, bounds = report.per_seed.iloc[0], observed_boundaries(report).iloc[0]
     return dict(edge=report.edge, sharpness=float(row.sharpness0), lambda_H0=float(row.lambda_H0),
                 critical=float(row.critical), preconditioned=float(row.preconditioned), c_loss=float(row.c_loss),
-                c_max=float(row.c_max), censored=censored, c_loss_filled=bool(row.c_loss_filled),
-                lr_loss=float(bounds.lr_loss), lr_max=math.nan if censored else float(bounds.lr_max),
+                c_max=float(row.c_max), censored=bool(row.censored), c_loss_filled=bool(row.c_loss_filled),
+                lr_loss=float(bounds.lr_loss), lr_max=float(bounds.lr_max),
                 eta_default=report.suggested_lr(), diagnose_s=round(time.perf_counter() - start, 2))
 
 
@@ -272,6 +278,11 @@ def with_anchors(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(lr_mid=np.sqrt(rows.lr_loss * rows.lr_max))
 
 
+def rows_with_outcomes(rows: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows with their anchors and their grid's outcomes (:func:`grid_outcomes`)."""
+    return with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
+
+
 def fit_rule(table: pd.DataFrame) -> dict[str, dict]:
     """Per optimizer, from the rows of the fit architectures: κ for every anchor (the median of eta_best/anchor in
     log) and the anchor whose rule η = κ·anchor misses eta_best by the smallest median factor."""
@@ -306,7 +317,7 @@ def fitted_runs(optimizer: str, folder: Path = SHIPPED, p: Protocol = Protocol()
     """Fit the rule on the stored rows and train at its suggestion for every row of ``optimizer`` (module
     docstring, step 4)."""
     rows, runs, _ = load(folder)
-    table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
+    table = rows_with_outcomes(rows, runs)
     table = table[table.optimizer == optimizer]
     rule = {optimizer: fit_rule(table)[optimizer]}
     table["eta_fitted"] = suggest(table, rule)
@@ -324,7 +335,7 @@ def calibration_table(folder: Path = SHIPPED) -> tuple[pd.DataFrame, dict]:
     test's, the grid's best, the held-out losses at each, predicted and observed largest stable learning rates,
     whether the architecture was held out; with the built-in suggestion and the spread beside. And the rule."""
     rows, runs, fitted = load(folder)
-    table = with_anchors(rows).merge(grid_outcomes(runs), on=["model", "optimizer", "seed"])
+    table = rows_with_outcomes(rows, runs)
     rule = fit_rule(table)
     if fitted and fitted["rule"] != json.loads(json.dumps({k: rule[k] for k in fitted["rule"]})):
         raise ValueError("the stored fitted runs were made with another rule than the stored rows give: run "
@@ -424,9 +435,7 @@ def calibrated_lr(report: Diagnosis, rule: dict[str, dict] | None = None) -> flo
     else:
         raise ValueError(f"the suggestion rule is calibrated for plain SGD and Adam, not {report.optimizer}")
     rule = rule or shipped_rule()
-    table = with_anchors(report.boundaries().assign(
-        optimizer=kind, lr_max=np.where(report.per_seed.censored.to_numpy(bool), np.nan,
-                                        report.boundaries().lr_max.to_numpy(float))))
+    table = with_anchors(observed_boundaries(report).assign(optimizer=kind))
     return float(np.exp(np.log(suggest(table, rule)).mean()))
 
 

@@ -71,6 +71,13 @@ class Diagnosis:
     edge: str = "hessian"
 
     @property
+    def censored(self) -> np.ndarray:
+        """Per initialization, whether the grid found no divergence (its c_max is then a lower bound)."""
+        if "censored" not in self.per_seed:
+            return np.zeros(len(self.per_seed), bool)
+        return self.per_seed["censored"].to_numpy(bool)
+
+    @property
     def sharpness0(self) -> np.ndarray:
         """λ^H_0 of each initialization."""
         return self.per_seed["sharpness0"].to_numpy(float)
@@ -129,7 +136,7 @@ class Diagnosis:
         end).
         """
         b = self.boundaries()
-        censored = self.per_seed["censored"].to_numpy(bool) if "censored" in self.per_seed else np.zeros(len(b), bool)
+        censored = self.censored
         high = float(b["lr_max"][~censored].min()) if (~censored).any() else math.nan
         observed = b["lr_loss"][~self.per_seed["c_loss_filled"].to_numpy(bool)]
         low = float(observed.min()) if len(observed) else high / 2
@@ -187,8 +194,7 @@ class Diagnosis:
     def _constant_lines(self) -> list[str]:
         """c_loss, c_sharp (where measured) and c_max as constants and learning rates, with what bounds them."""
         lines, m, floor = [], self.mean(), self.c_values[0]
-        censored = self.per_seed["censored"].to_numpy(bool) if "censored" in self.per_seed else np.zeros(
-            len(self.per_seed), bool)
+        censored = self.censored
         for name, label in (("c_loss", "the loss rises from"), ("c_sharp", "the sharpness rises from"),
                             ("c_max", "diverges above")):
             if self.per_seed[name].isna().all():
@@ -263,12 +269,12 @@ def _diagnose_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed: 
 
 
 def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, fn, optimizer: OptimizerFactory,
-             edge: str | None, quick: bool = False) -> tuple[str, dict[str, float]]:
-    """The edge that is the unit of c (``edge``, or the optimizer's own) and every edge sharpness measurable at θ₀
-    on the sharpness subset: ``critical`` always; with second derivatives, ``lambda_H0`` (λ^H_0), ``hessian`` for
-    SGD and ``preconditioned`` for Adam and AdamW (``quick``: λ^H_0 only where it is the unit)."""
+             probe: torch.optim.Optimizer, edge: str | None, quick: bool = False) -> tuple[str, dict[str, float]]:
+    """The edge that is the unit of c (``edge``, or the optimizer's own; ``probe``: one the factory built, whose
+    settings are read) and every edge sharpness measurable at θ₀ on the sharpness subset: ``critical`` always; with
+    second derivatives, ``lambda_H0`` (λ^H_0), ``hessian`` for SGD and ``preconditioned`` for Adam and AdamW
+    (``quick``: λ^H_0 only where it is the unit)."""
     xs, ys = data.x[: config.n_sharpness], data.y[: config.n_sharpness]
-    probe = make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0)
     edge = edge or default_edge(probe)
     if edge not in EDGES:
         raise ValueError(f"unknown edge {edge!r}; choose one of {EDGES}")
@@ -281,12 +287,12 @@ def edges_at(config: SweepConfig, net: torch.nn.Module, data: Data, seed: int, f
         if edge != "critical":
             raise
         return edge, found
-    problem = Problem.of(net, 1, fn, data, config.n_sharpness, slice_size(net, xs[:1]))
     if not quick or edge == "hessian":
         found["lambda_H0"] = float(initial_sharpness(config, net, data, seed, fn).eigenvalue[0])
     if isinstance(probe, torch.optim.SGD) and "lambda_H0" in found:
         found["hessian"] = found["lambda_H0"] * momentum_scale(probe)
     if isinstance(probe, ADAM_FAMILY):
+        problem = Problem.of(net, 1, fn, data, config.n_sharpness, slice_size(net, xs[:1]))
         found["preconditioned"] = preconditioned_sharpness(problem.hessian(problem.params0), probe, seed)
     if edge not in found:
         raise ValueError(f"edge={edge!r} is not defined for {describe(probe)}")
@@ -300,12 +306,13 @@ def _optimizer_seed(config: SweepConfig, net: torch.nn.Module, data: Data, seed:
     measured, and the optimizer's description."""
     fn = checked_loss(loss, net, data.x, data.y)
     check_deterministic(net, data.x[:8])
+    probe = make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0)
     with sdpa_kernel([SDPBackend.MATH]):
-        edge, found = edges_at(config, net, data, seed, fn, optimizer, edge, quick)
+        edge, found = edges_at(config, net, data, seed, fn, optimizer, probe, edge, quick)
         order = batches or batch_order(len(data.x), config.batch_size, config.steps, seed)
-        runs = walk(net, optimizer, fn, data.x, data.y, order, config.c_values, found[edge], seed, len(data.x), held)
-    name = describe(make_optimizer(optimizer, copy.deepcopy(net).parameters(), 1.0))
-    return runs, edge, found, name
+        runs = walk(net, optimizer, fn, data.x, data.y, order, config.c_values, found[edge], seed, len(data.x), held,
+                    config.diverge_loss)
+    return runs, edge, found, describe(probe)
 
 
 def _per_seed(runs: pd.DataFrame, quick: bool, edges: list[dict[str, float]], grid: tuple[float, ...]

@@ -21,11 +21,9 @@ from helpers.losses import Loss
 from helpers.phases import rises
 from helpers.schema import RUN_COLUMNS
 
-DIVERGE_LOSS = 1e5
-
-
-def _bad(value: float) -> bool:
-    return not math.isfinite(value) or value > DIVERGE_LOSS
+def _bad(value: float, threshold: float) -> bool:
+    """The study's divergence: not finite, or above ``threshold`` (1e5)."""
+    return not math.isfinite(value) or value > threshold
 
 
 def measured_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> float:
@@ -38,10 +36,10 @@ def measured_loss(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor
 
 def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
               batches: Sequence[torch.Tensor], lr: float, n_measure: int, held: float | None,
-              every_step: bool = True, loss0: float | None = None) -> list[dict]:
+              every_step: bool = True, loss0: float | None = None, diverge_loss: float = 1e5) -> list[dict]:
     """One run from a copy of ``model`` at learning rate ``lr``: a record per step (L_t — at every step, or with
     ``every_step=False`` only after the last, NaN before —, the minibatch loss of step t, whether it diverged: a
-    loss not finite or above 1e5; or, after the last step, still ≥ held·L_0)."""
+    loss not finite or above ``diverge_loss``; or, after the last step, still ≥ held·L_0)."""
     model = copy.deepcopy(model)
     optimizer = make_optimizer(factory, model.parameters(), lr)
     if loss0 is None:   # L_0 at θ₀: the same for every run of a walk, which passes it
@@ -51,14 +49,15 @@ def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.
         optimizer.zero_grad()
         value = loss(model(x[index]), y[index])
         batch_loss = float(value.detach())
-        if _bad(batch_loss):
+        if _bad(batch_loss, diverge_loss):
             records.append(dict(step=step, loss=math.nan, batch_loss=batch_loss, diverged=True))
             break
         value.backward()
         optimizer.step()
         measured = every_step or step == len(batches)
         current = measured_loss(model, loss, x[:n_measure], y[:n_measure]) if measured else math.nan
-        records.append(dict(step=step, loss=current, batch_loss=batch_loss, diverged=measured and _bad(current)))
+        dead = measured and _bad(current, diverge_loss)
+        records.append(dict(step=step, loss=current, batch_loss=batch_loss, diverged=dead))
         if records[-1]["diverged"]:
             break
     last = records[-1]
@@ -69,7 +68,7 @@ def train_run(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.
 
 def walk(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tensor, y: torch.Tensor,
          batches: Sequence[torch.Tensor], c_values: Sequence[float], sharpness0: float, seed: int, n_measure: int,
-         held: float | None) -> pd.DataFrame:
+         held: float | None, diverge_loss: float = 1e5) -> pd.DataFrame:
     """The runs of one initialization at η = c/``sharpness0`` for c in ``c_values`` (ascending) up to and including
     the first divergent one; the engine's run columns (sharpness NaN: not measured)."""
     rows, loss_rose = [], False
@@ -78,7 +77,7 @@ def walk(model: nn.Module, factory: OptimizerFactory, loss: Loss, x: torch.Tenso
         # L_t at every step while c_loss is undecided; after a run's loss has risen, at the last step only (as the
         # engine's loss search): c_loss and c_max are the same
         records = train_run(model, factory, loss, x, y, batches, c / sharpness0, n_measure, held, not loss_rose,
-                            loss0)
+                            loss0, diverge_loss)
         loss_rose = loss_rose or rises([r["loss"] / r["loss0"] for r in records[1:] if not r["diverged"]])
         rows += [dict(r, seed=seed, c=c, lr=c / sharpness0, sharpness=math.nan, sharpness0=sharpness0, products=0,
                       converged=False) for r in records]
