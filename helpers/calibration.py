@@ -1,5 +1,5 @@
 """Does the diagnosis's suggestion train well? The evidence of ``07_choosing_a_learning_rate``, computed once and
-shipped (``store/calibration/``).
+shipped (``store/calibration-<key>/``, keyed by the :class:`Protocol`).
 
 For each architecture of :mod:`helpers.zoo`, optimizer (plain SGD, Adam) and seed, one *row*:
 
@@ -14,12 +14,14 @@ For each architecture of :mod:`helpers.zoo`, optimizer (plain SGD, Adam) and see
 A suggestion rule η = κ·anchor (anchor: lr_loss, lr_max or their geometric middle; κ and the anchor chosen per
 optimizer on the :data:`~helpers.zoo.FIT` architectures only) is scored on the held-out ones. Run as
 ``python -m helpers.calibration`` in one or more processes (each takes the jobs no other has claimed; resumable:
-jobs already stored are kept), then ``python -m helpers.calibration --fitted sgd`` and ``--fitted adam``.
+jobs already stored under the same protocol are kept), then ``python -m helpers.calibration --fitted sgd`` and
+``--fitted adam``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -36,10 +38,11 @@ from helpers.config import c_grid
 from helpers.data import load_dataset
 from helpers.diagnose import HELD, Diagnosis, diagnose
 from helpers.lr_study import adam, label_loss, next_token_loss, plain_sgd, range_test, train_run
+from helpers.paths import REPOSITORY, configured_folder
 from helpers.text import char_sequences, load_corpus
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
 
-SHIPPED = Path(__file__).resolve().parent.parent / "store" / "calibration"
+FOLDER_ENV_VAR = "EARLY_DYNAMICS_CALIBRATION"
 
 
 OPTIMIZERS: dict[str, Callable] = {"sgd": plain_sgd, "adam": adam}
@@ -79,6 +82,22 @@ class Task:
     y: torch.Tensor
     test: tuple[torch.Tensor, torch.Tensor]
     loss: Callable
+
+
+def protocol_key(p: Protocol | dict) -> str:
+    """A hash of every field of the protocol (as :func:`helpers.schema.sweep_key` keys a sweep)."""
+    values = asdict(p) if isinstance(p, Protocol) else p
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def calibration_folder(p: Protocol = Protocol(), root: str | os.PathLike | None = None) -> Path:
+    """The folder of the jobs made under protocol ``p``: ``calibration-<key>`` in ``root``, else in
+    ``$EARLY_DYNAMICS_CALIBRATION``, else in the repository's ``store/`` (where the default protocol's ship)."""
+    return configured_folder(root, FOLDER_ENV_VAR, "store") / f"calibration-{protocol_key(p)}"
+
+
+SHIPPED = REPOSITORY / "store" / f"calibration-{protocol_key(Protocol())}"
+"""The shipped jobs of the default protocol."""
 
 
 def task(model: str, p: Protocol) -> Task:
@@ -231,6 +250,9 @@ def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
             if not path.name.startswith("fitted-")]
     if not jobs:
         raise FileNotFoundError(f"no calibration results in {folder}: run `python -m helpers.calibration` (hours)")
+    keys = {protocol_key(job["protocol"]) for job in jobs}
+    if keys != {Path(folder).name.removeprefix("calibration-")}:
+        raise ValueError(f"{folder} holds jobs made under protocols {sorted(keys)}, not the one its name keys")
     rows = pd.DataFrame([dict(r, steps=job["protocol"]["steps"]) for job in jobs for r in job["rows"]])
     runs = pd.DataFrame([dict(r, model=job["model"], optimizer=job["optimizer"]) for job in jobs for r in job["runs"]])
     parts = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("fitted-*.json"))]
@@ -443,21 +465,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=list(ZOO))
     parser.add_argument("--optimizers", nargs="*", default=list(OPTIMIZERS))
-    parser.add_argument("--folder", type=Path, default=SHIPPED)
+    parser.add_argument("--root", type=Path, default=None,
+                        help=f"where the protocol's folder goes (default: ${FOLDER_ENV_VAR}, else store/)")
     parser.add_argument("--fitted", choices=list(OPTIMIZERS),
                         help="train at the fitted rule's suggestions for this optimizer's rows (after all jobs)")
     args = parser.parse_args()
     from helpers.files import write_text
 
-    args.folder.mkdir(parents=True, exist_ok=True)
+    folder = calibration_folder(Protocol(), args.root)
+    folder.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     if args.fitted:
-        write_text(args.folder / f"fitted-{args.fitted}.json", json.dumps(fitted_runs(args.fitted, args.folder),
-                                                                            indent=1))
+        write_text(folder / f"fitted-{args.fitted}.json", json.dumps(fitted_runs(args.fitted, folder), indent=1))
         return
     for model in args.models:
         for optimizer in args.optimizers:
-            path = job_path(args.folder, model, optimizer)
+            path = job_path(folder, model, optimizer)
             claim = path.with_suffix(".claimed")
             try:  # several processes share the jobs: each takes the ones no other has claimed
                 os.close(os.open(claim, os.O_CREAT | os.O_EXCL))

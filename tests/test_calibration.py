@@ -3,16 +3,18 @@ architectures, and — marked ``full`` — one shipped row recomputed."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from helpers.calibration import (SHIPPED, Protocol, calibrated_lr, calibration_table, diagnosed, extend, fit_rule,
-                                 grid_outcomes, hits, load, mean_losses, ranged, refinements, suggest, task, trained,
-                                 with_anchors)
+from helpers.calibration import (SHIPPED, Protocol, calibrated_lr, calibration_folder, calibration_table, diagnosed,
+                                 extend, fit_rule, grid_outcomes, hits, job_path, load, mean_losses, protocol_key,
+                                 ranged, refinements, suggest, task, trained, with_anchors)
 from helpers.preparation import check_second_derivatives
 from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
 
@@ -121,10 +123,39 @@ def test_the_shipped_calibration_is_complete_and_its_fitted_runs_match_its_rule(
     assert (runs.groupby(["model", "optimizer", "seed"]).size() >= 5).all()
 
 
+def test_jobs_are_keyed_by_their_protocol_and_a_changed_protocol_finds_none(tmp_path, monkeypatch):
+    assert SHIPPED.name == f"calibration-{protocol_key(Protocol())}"
+    assert all(protocol_key(json.loads(path.read_text())["protocol"]) == protocol_key(Protocol())
+               for path in SHIPPED.glob("*-*.json") if not path.name.startswith("fitted-"))
+    changed = Protocol(steps=100)
+    assert protocol_key(changed) != protocol_key(Protocol())
+    assert calibration_folder(changed) != calibration_folder(Protocol()) == SHIPPED
+    assert not job_path(calibration_folder(changed), "mlp", "sgd").exists()
+    with pytest.raises(FileNotFoundError, match="no calibration results"):
+        load(calibration_folder(changed))
+    monkeypatch.setenv("EARLY_DYNAMICS_CALIBRATION", str(tmp_path))
+    assert calibration_folder(changed) == tmp_path / f"calibration-{protocol_key(changed)}"
+    # a job copied into another protocol's folder is refused, not mixed in
+    folder = calibration_folder(changed)
+    folder.mkdir()
+    shutil.copy(job_path(SHIPPED, "mlp", "sgd"), job_path(folder, "mlp", "sgd"))
+    with pytest.raises(ValueError, match="not the one its name keys"):
+        load(folder)
+
+
+# Another CPU adds float32 sums in another order (AVX2 against AVX-512 kernels), and 500 steps near the edge of
+# stability amplify that: the held-out loss at the range test's suggestion moved by 6.1e-3 on an AMD EPYC and by up
+# to LOSS_SPREAD_MEASURED on this project's Intel Xeon with torch's, MKL's and oneDNN's kernels capped to other
+# instruction sets (benchmarks/results/cross_machine.md). The test allows twice the largest.
+LOSS_SPREAD_MEASURED = 1.9e-2
+LOSS_RELATIVE = 2 * LOSS_SPREAD_MEASURED
+
+
 @pytest.mark.full
 def test_a_shipped_row_is_recomputed():
-    """mlp × SGD × seed 0: the diagnosis's constants exactly, the range test's suggestion and the held-out losses of
-    training at both suggestions and at the grid's best to float32 agreement across machines (1e-3)."""
+    """mlp × SGD × seed 0: the diagnosis's constants exactly, λ^H_0 to float32 reduction noise, the range test's
+    suggestion within one step of its own learning-rate grid, and the held-out losses of training at both
+    suggestions within the measured cross-machine spread (above)."""
     rows, runs, _ = load(SHIPPED)
     stored = rows[(rows.model == "mlp") & (rows.optimizer == "sgd") & (rows.seed == 0)].iloc[0]
     p = Protocol()
@@ -137,10 +168,12 @@ def test_a_shipped_row_is_recomputed():
             assert fresh[name] == stored[name], name
         assert fresh["sharpness"] == pytest.approx(stored.sharpness, rel=1e-4)
         found = ranged(t, p, "sgd", 0)["eta_range_test"]
-        assert found == pytest.approx(stored.eta_range_test, rel=1e-3)
+        low, high = p.span("sgd")
+        step = (high / low) ** (1 / (p.range_iters - 1))   # the ratio of the range test's consecutive rates
+        assert abs(math.log(found / stored.eta_range_test)) <= math.log(step) * (1 + 1e-9)
         for name in ("range_test", "default"):   # a suggestion that diverged is stored as NaN
             loss = trained(t, p, "sgd", stored[f"eta_{name}"], 0)["loss"]
-            assert loss == pytest.approx(stored[f"loss_{name}"], rel=1e-3, nan_ok=True), name
+            assert loss == pytest.approx(stored[f"loss_{name}"], rel=LOSS_RELATIVE, nan_ok=True), name
     finally:
         torch.set_num_threads(threads)
 
