@@ -12,6 +12,7 @@ from helpers.losses import LOSSES
 
 SHARPNESS_METHODS = ("lanczos", "power")
 SEARCHES = ("first-rise", "scan", "loss")
+LANCZOS_STARTS = ("warm", "mixed")
 _TUPLES = ("c_values", "seeds", "measure_at")
 
 
@@ -43,6 +44,9 @@ class SweepConfig:
     ``first-rise`` measures λ^H in every run up to the first whose sharpness rose and ``scan`` in every run (both
     give the study's constants), ``loss`` in none (c_loss and c_max only); ``measure_at`` lists the steps at which
     ``scan`` measures it (None: every step).
+    ``lanczos_start`` is how Lanczos starts at t ≥ 1: ``warm``, from the last step's top eigenvector (the shipped
+    store's estimator), or ``mixed``, from that vector plus a seeded random one of equal weight, which keeps the top
+    eigenpair in reach where two eigenvalues cross between steps (:func:`~helpers.curvature.lanczos`).
     ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded to two decimals, exceeds 1 + ε" (the study's 0.05 for
     zero-output networks). ``stack`` is how many runs train together as one stack of models (None: one on CPU, up
     to 16 on a GPU).
@@ -62,6 +66,7 @@ class SweepConfig:
     search: str = "first-rise"
     rise_epsilon: float = 0.0
     lanczos_tol: float = 1e-3
+    lanczos_start: str = "warm"
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = 1e5
     interpolation_points: int = 0
@@ -97,6 +102,8 @@ class SweepConfig:
                              f"subset it is drawn from (n_train={self.n_train})")
         if self.sharpness not in SHARPNESS_METHODS:
             raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
+        if self.lanczos_start not in LANCZOS_STARTS:
+            raise ValueError(f"lanczos_start must be one of {LANCZOS_STARTS}, got {self.lanczos_start!r}")
         if self.search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
         if self.measure_at is not None and self.search != "scan":
@@ -139,11 +146,14 @@ class SweepConfig:
         return replace(self, model=replace(self.model, **model), **rest)
 
     def key_dict(self) -> dict:
-        """Everything that determines a run's numbers (not the seeds, which index units, nor ``stack``, which changes
-        no number)."""
+        """Everything that determines a run's numbers: not the seeds, which index units, nor ``stack``, which changes
+        them only at float32 rounding level (:data:`~helpers.schema.NOT_KEYED`). ``lanczos_start`` enters only when
+        it is not ``warm``, the estimator every unit stored before it existed was computed with."""
         out = asdict(self)
         out.pop("seeds")
         out.pop("stack")
+        if out["lanczos_start"] == "warm":
+            out.pop("lanczos_start")
         return out
 
     @classmethod

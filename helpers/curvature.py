@@ -112,16 +112,22 @@ class Eigen:
 
 
 def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float = 1e-3, max_iter: int = 100,
-            seed: int = 0, settled: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Eigen:
+            seed: int = 0, settled: Callable[[torch.Tensor], torch.Tensor] | None = None, mix: float = 1.0) -> Eigen:
     """Largest algebraic eigenvalue of H by Lanczos with full reorthogonalization.
 
     Stops when every model's Ritz residual β_k |s_k| ≤ tol · |θ| (so |θ − λ| ≤ tol · |θ| for some eigenvalue λ),
-    or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step.
+    or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step,
+    mixed with a seeded random unit vector of relative weight ``mix``: a warm start alone that is (nearly)
+    orthogonal to the top eigenvector — the last step's top eigenvector after two eigenvalues crossed — converges
+    onto a lower eigenpair, and the random component keeps the top one in reach (``mix=0``: the warm start alone).
     ``settled`` (top Ritz values [M] → bool [M]) marks the models whose question about λ is answered by a lower
     bound (e.g. "λ exceeds a threshold"): the top Ritz value never exceeds λ and only grows with the iterations, so
     such a model stops counting as unconverged at once (its value, a lower bound, is reported unconverged).
     """
-    start = random_vectors(op, seed) if v0 is None else v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
+    start = random_vectors(op, seed)
+    if v0 is not None:
+        warm = v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
+        start = warm / warm.norm(dim=1, keepdim=True) + mix * start / start.norm(dim=1, keepdim=True)
     basis = torch.empty(op.batch, min(max_iter, 8), op.dim, device=op.device)  # grown by doubling, never re-stacked
     basis[:, 0] = start / start.norm(dim=1, keepdim=True)
     alphas, betas = [], []

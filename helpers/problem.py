@@ -45,13 +45,17 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> list[torch.Te
     return batches[:steps]
 
 
+LANCZOS_MIX = {"warm": 0.0, "mixed": 1.0}
+"""The random component's weight in a warm start, per :attr:`~helpers.config.SweepConfig.lanczos_start`."""
+
+
 def measure_sharpness(op: HessianOperator, config: SweepConfig, v0: torch.Tensor | None, seed: int,
                       settled=None) -> Eigen:
     """λ^H by Lanczos (warm-started from ``v0``; ``settled`` as in :func:`~helpers.curvature.lanczos`) or by the
     paper's 20-step power iteration."""
     if config.sharpness == "power":
         return power_iteration(op, n_iter=20, seed=seed)
-    return lanczos(op, v0=v0, tol=config.lanczos_tol, seed=seed, settled=settled)
+    return lanczos(op, v0=v0, tol=config.lanczos_tol, seed=seed, settled=settled, mix=LANCZOS_MIX[config.lanczos_start])
 
 
 def diverged(losses: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -113,9 +113,26 @@ def test_power_iteration_matches_the_top_eigenvalue_when_it_dominates():
 def test_warm_start_from_the_eigenvector_converges_at_once():
     _, _, _, (params, fn) = _problem(1)
     cold = lanczos(HessianOperator(fn, params), tol=1e-4)
-    warm = lanczos(HessianOperator(fn, params), v0=cold.eigenvector, tol=1e-4)
+    warm = lanczos(HessianOperator(fn, params), v0=cold.eigenvector, tol=1e-4, mix=0.0)
     assert warm.n_products <= 3 < cold.n_products
     assert warm.eigenvalue.item() == pytest.approx(cold.eigenvalue.item(), rel=1e-4)
+    mixed = lanczos(HessianOperator(fn, params), v0=cold.eigenvector, tol=1e-4)
+    assert mixed.eigenvalue.item() == pytest.approx(cold.eigenvalue.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_warm_start_on_a_lower_eigenvector_is_kept_from_returning_it_by_the_random_component(seed):
+    """The last step's top eigenvector becomes a lower one where two eigenvalues cross: started on it exactly, the
+    warm start alone returns that lower eigenpair; mixed with a seeded random vector (the default) it finds the top
+    eigenvalue of the exact Hessian."""
+    _, _, _, (params, fn) = _problem(seed)
+    eigvals, eigvecs = np.linalg.eigh(exact_hessian(fn, params).double().numpy())
+    second = torch.tensor(eigvecs[:, -2], dtype=torch.float32)
+    alone = lanczos(HessianOperator(fn, params), v0=second, tol=1e-3, mix=0.0, seed=seed)
+    assert alone.eigenvalue.item() == pytest.approx(eigvals[-2], rel=1e-3)
+    assert alone.eigenvalue.item() < eigvals[-1] * (1 - 1e-2)   # a lower eigenpair, well apart from the top
+    mixed = lanczos(HessianOperator(fn, params), v0=second, tol=1e-3, seed=seed)
+    assert mixed.eigenvalue.item() == pytest.approx(eigvals[-1], rel=1e-3)
 
 
 def test_lanczos_reports_non_convergence():
