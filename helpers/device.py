@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import platform
+
 import torch
 
 
@@ -20,3 +23,18 @@ def generator(seed: int) -> torch.Generator:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
     return torch.Generator().manual_seed(seed)
+
+
+@functools.cache
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def processor_name(device: str | torch.device) -> str:
+    """The processor that computes on ``device``: the GPU's name, or the CPU's model name."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()

@@ -31,7 +31,7 @@ from helpers.build import build_model
 from helpers.config import SweepConfig
 from helpers.curvature import Eigen
 from helpers.data import Data
-from helpers.device import resolve_device
+from helpers.device import processor_name, resolve_device
 from helpers.losses import Loss, get_loss
 from helpers.phases import rises
 from helpers.problem import (INITIAL_SHARPNESS, Initialization, Problem, SharpnessCache, batch_order, diverged,
@@ -263,6 +263,11 @@ def walk_grid(config: SweepConfig, train, size: int) -> tuple[list[dict], list[d
     return records, segments
 
 
+def stack_size(config: SweepConfig, device: torch.device) -> int:
+    """How many runs train together: ``config.stack``, else one on a CPU and :data:`GPU_STACK` on a GPU."""
+    return config.stack or (1 if device.type == "cpu" else GPU_STACK)
+
+
 def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int,
               device: str | torch.device | None = None, loss: Loss | None = None,
               batches: list[torch.Tensor] | None = None, start: Eigen | None = None) -> Unit:
@@ -275,7 +280,7 @@ def run_model(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int
     start = start or initial_sharpness(config, model, data, seed, loss)
     if batches is None:
         batches = batch_order(len(data), config.batch_size, max(config.steps, config.transient_cap or 0), seed)
-    size = config.stack or (1 if target.type == "cpu" else GPU_STACK)
+    size = stack_size(config, target)
     slices = slice_size(model, data.x[:1], size)  # one slicing for every run of the unit, however many train at once
     init = Initialization(config, model, data, loss, seed, start, [b.to(target) for b in batches], slices)
     records, segments = walk_grid(config, functools.partial(train_chunk, init), size)
@@ -310,7 +315,8 @@ def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
     else:
         unit = run_unit(config, seed, data, target)
     runs = unit.runs.assign(device=target.type, version=__version__, threads=torch.get_num_threads(),
-                            seconds=round(time.perf_counter() - started, 3))
+                            seconds=round(time.perf_counter() - started, 3), stack=stack_size(config, target),
+                            processor=processor_name(target))
     return Unit(runs, unit.interpolation)
 
 

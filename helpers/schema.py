@@ -26,14 +26,19 @@ RUN_COLUMNS = ("seed", "c", "lr", "step", "loss", "loss0", "batch_loss", "sharpn
 """One row per run (c) and step t: L_t on the measurement set, the minibatch loss of step t, λ^H_t (NaN where not
 measured), λ^H_0 and L_0, whether the run diverged at t, the Hessian-vector products spent, whether Lanczos
 converged."""
-PROVENANCE_COLUMNS = ("device", "version", "threads", "seconds")
-"""Where and how a unit was computed: the device, the package version, torch's threads, the unit's wall time (s)."""
+PROVENANCE_COLUMNS = ("device", "version", "threads", "seconds", "stack", "processor")
+"""Where and how a unit was computed: the device, the package version, torch's threads, the unit's wall time (s),
+how many runs trained together as one stack, and the processor's model name (the last two absent in units written
+before they were recorded: those were computed one run at a time, on a CPU)."""
 INTERPOLATION_COLUMNS = ("seed", "c", "tau", "loss")
 """One row per run and point τ of L_int(τ) = L((1 − τ)θ₀ + τθ_T)."""
 FLOAT32_COLUMNS = ("loss", "loss0", "batch_loss", "sharpness", "sharpness0")
 """Measured in float32: stored with float32's shortest exact digits, read back bit for bit."""
 RENAMED = {"loss": "loss_fn", "sharpness": "sharpness_method"}
-NOT_KEYED = ("seeds", "stack")  # the seeds index units; the stack size changes no number
+NOT_KEYED = ("seeds", "stack")
+"""Not in the key: the seeds index units; the stack size changes λ^H_t and L_t only at float32 rounding level (up to
+~1e-3 relative along a catapult, as another CPU does) and no constant on the units of ``tests/test_stack.py``,
+near-edge ratios included; each unit records its stack in the ``stack`` column."""
 SWEEP = "sweep"
 
 
