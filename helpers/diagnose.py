@@ -31,8 +31,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from helpers.config import SweepConfig, c_grid
 from helpers.data import Data
 from helpers.device import resolve_device
-from helpers.edges import (ADAM_FAMILY, EDGES, OptimizerFactory, critical_lr, default_edge, describe, first_update,
-                           make_optimizer, momentum_scale, preconditioned_sharpness)
+from helpers.edges import (ADAM_FAMILY, EDGES, OptimizerFactory, check_factory, critical_lr, default_edge, describe,
+                           first_update, make_optimizer, momentum_scale, preconditioned_sharpness)
 from helpers.engine import run_model
 from helpers.optimizer_walk import walk
 from helpers.problem import Problem, batch_order, initial_sharpness
@@ -199,13 +199,19 @@ class Diagnosis:
                             ("c_max", "diverges above")):
             if self.per_seed[name].isna().all():
                 continue
-            filled = int(self.per_seed[f"{name}_filled"].sum()) if f"{name}_filled" in self.per_seed else 0
-            note = f" ({filled} filled with c_max)" if filled else ""
+            fills = (self.per_seed[f"{name}_filled"].to_numpy(bool) if f"{name}_filled" in self.per_seed
+                     else np.zeros(len(self.per_seed), bool))
+            filled = int(fills.sum())
+            if name != "c_max" and fills.all():   # it never rose: a fill with c_max is no onset to report
+                where = "on the grid" if censored.all() else "below the divergence"
+                lines.append(f"  {label.replace(' from', ''):<26} for no seed {where} ({name} filled with c_max)")
+                continue
+            note = f" ({filled} seed(s) where it never rose left out)" if filled else ""
             at_floor = int((self.per_seed[name] == floor).sum())
             if name == "c_sharp" and at_floor:  # early sharpening: the sharpness rises even at the smallest c
                 note += (f"; for {at_floor} seed(s) it rises already at the grid's first c = {floor:.3g} (early "
                          "sharpening, not a catapult threshold: start the grid lower to find where it begins)")
-            value = m[name]
+            value = float(self.per_seed[name][~fills].mean()) if name != "c_max" else m[name]
             if name == "c_max":
                 top = self.c_values[-1]
                 if censored.any():
@@ -235,6 +241,9 @@ class Diagnosis:
             lines.append(f"  {self.frozen} frozen parameter tensor(s) kept fixed and left out of λ^H")
         if math.isfinite(high):
             lines.append(f"  suggested learning rates: {low:.3g} … {high:.3g} (middle {self.suggested_lr():.3g})")
+        elif not math.isfinite(low):
+            lines.append(f"  no suggested learning rate: the loss never rose and no run diverged up to "
+                         f"η = {self.lr(self.c_values[-1]):.3g}: extend the grid upward (c_values)")
         else:
             lines.append(f"  suggested learning rate: {low:.3g} (where the loss starts to rise); no divergence up to "
                          f"η = {self.lr(self.c_values[-1]):.3g}: extend the grid to find the upper boundary")
@@ -360,6 +369,11 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     """
     from tqdm import tqdm
 
+    if not (isinstance(model, torch.nn.Module) or callable(model)):
+        raise TypeError(f"model must be a torch.nn.Module or a zero-argument callable that builds one, got "
+                        f"{type(model).__name__}")
+    if optimizer is not None:
+        check_factory(optimizer)
     x, y, batch_size = as_tensors(x, y, batch_size)
     target = resolve_device(device)
     builder = model if not isinstance(model, torch.nn.Module) else None

@@ -34,8 +34,20 @@ EDGES = ("hessian", "preconditioned", "critical")
 ADAM_FAMILY = (torch.optim.Adam, torch.optim.AdamW)
 
 
+def check_factory(factory) -> None:
+    """One clear line for an optimizer passed as an instance (it is bound to other parameters) or not callable."""
+    example = "e.g. optimizer=lambda params: torch.optim.Adam(params)"
+    if isinstance(factory, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a factory that builds the optimizer from parameters, not a "
+                        f"{type(factory).__name__} instance (it holds another model's parameters): {example}")
+    if not callable(factory):
+        raise TypeError(f"optimizer must be a callable params → torch.optim.Optimizer, got "
+                        f"{type(factory).__name__}: {example}")
+
+
 def make_optimizer(factory: OptimizerFactory, params, lr: float) -> torch.optim.Optimizer:
     """``factory(params)`` with every parameter group's learning rate set to ``lr``."""
+    check_factory(factory)
     optimizer = factory(params)
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must build a torch.optim.Optimizer from parameters, got {type(optimizer).__name__}")

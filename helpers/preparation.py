@@ -22,7 +22,8 @@ def as_tensors(x, y, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor
     if isinstance(x, torch.utils.data.DataLoader):
         if y is not None:
             raise ValueError("pass either a DataLoader as x (and no y) or the tensors x and y")
-        xs, ys = zip(*x)
+        with torch.random.fork_rng(devices=[]):   # a shuffling loader draws from the global generator
+            xs, ys = zip(*x)
         return torch.cat(xs), torch.cat(ys), batch_size or x.batch_size
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise TypeError("x and y must be tensors (or x a DataLoader of (x, y) batches)")

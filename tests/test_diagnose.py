@@ -272,3 +272,40 @@ def test_quick_is_one_seed_without_c_sharp():
     report = diagnose(lambda: _tiny(), x, y, seeds=(0, 1, 2), c_values=GRID, quick=True, progress=False)
     assert len(report.per_seed) == 1 and np.isnan(report.c_sharp[0]) and np.isfinite(report.c_max[0])
     assert report.runs[report.runs.step >= 1].sharpness.isna().all() and "c_sharp not measured" in str(report)
+
+
+def test_a_grid_that_never_diverged_nor_rose_prints_no_nan_and_no_rise_that_never_happened():
+    per_seed = pd.DataFrame(dict(seed=[0], sharpness0=[2.0], c_loss=[8.0], c_sharp=[8.0], c_max=[8.0],
+                                 c_loss_filled=True, c_sharp_filled=True, censored=[True]))
+    text = str(Diagnosis(per_seed, (1.0, 2.0, 4.0, 8.0), pd.DataFrame(), 10))
+    assert "nan" not in text.lower()
+    assert "the loss rises from" not in text and "the sharpness rises from" not in text
+    assert "the loss rises" in text and "for no seed on the grid" in text
+    assert "no suggested learning rate" in text and "extend the grid upward" in text
+    # one seed rose, one never did: the onset averages the seed that rose only
+    two = pd.DataFrame(dict(seed=[0, 1], sharpness0=[2.0, 2.0], c_loss=[2.0, 8.0], c_sharp=[4.0, 4.0],
+                            c_max=[8.0, 8.0], c_loss_filled=[False, True], c_sharp_filled=False, censored=False))
+    text = str(Diagnosis(two, (1.0, 2.0, 4.0, 8.0), pd.DataFrame(), 10))
+    assert "the loss rises from        c = 2, η = 1 (1 seed(s) where it never rose left out)" in text
+
+
+def test_a_shuffling_dataloader_leaves_the_callers_random_state_untouched():
+    x, y = _data(n=64)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    diagnose(lambda: _tiny(), loader, seeds=(0,), c_values=GRID, quick=True, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_an_optimizer_instance_or_another_wrong_type_is_one_clear_line():
+    x, y = _data()
+    instance = torch.optim.Adam(_tiny().parameters())
+    with pytest.raises(TypeError, match=r"factory .* not a Adam instance.*lambda params: torch.optim.Adam"):
+        diagnose(lambda: _tiny(), x, y, optimizer=instance, c_values=GRID, progress=False)
+    with pytest.raises(TypeError, match="optimizer must be a callable"):
+        diagnose(lambda: _tiny(), x, y, optimizer="adam", c_values=GRID, progress=False)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module or a zero-argument callable"):
+        diagnose("resnet", x, y, c_values=GRID, progress=False)
+    with pytest.raises(TypeError, match="x and y must be tensors"):
+        diagnose(lambda: _tiny(), x.numpy(), y.numpy(), c_values=GRID, progress=False)
