@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -358,7 +358,8 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     callable (outputs, targets) → scalar. ``x``, ``y``: tensors, or a ``DataLoader`` as ``x`` (all its batches,
     and its batch size unless ``batch_size`` is given). ``batch_size=None`` trains by full-batch gradient descent,
     otherwise SGD over seeded permutations. λ^H is measured on the first ``n_sharpness`` examples. ``c_values``: the
-    grid of c (default: the study's 2^x, x = 0, 0.1, …, 6), walked upward until the first divergence: the loss not
+    grid of c (default: the study's 2^x, x = 0, 0.1, …, 6, extended by :func:`bracketing` until both edges are
+    inside it, within c = 2^-10 … 2^16), walked upward until the first divergence: the loss not
     finite or above 1e5 at any step, or (``held``) still ≥ held·L_0 after the last step. ``quick``: one seed, λ^H on
     at most 512 examples, no c_sharp (only c_loss and c_max), and with ``optimizer`` no λ^H_0 beside another edge.
     ``progress``: a progress bar over initializations.
@@ -367,8 +368,6 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     ``"preconditioned"``, ``"critical"``; default: the optimizer's own, :mod:`helpers.edges`) and c_sharp is not
     measured. Without it: plain SGD in the study's engine, s = λ^H_0.
     """
-    from tqdm import tqdm
-
     if not (isinstance(model, torch.nn.Module) or callable(model)):
         raise TypeError(f"model must be a torch.nn.Module or a zero-argument callable that builds one, got "
                         f"{type(model).__name__}")
@@ -389,6 +388,43 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
                          search="loss" if quick or optimizer is not None else "first-rise")
     data = Data(x.to(target), y.to(target), y.to(target), "user")
     batches = None if batch_size else [torch.arange(n)] * steps
+    while True:
+        runs, edges, frozen, name, unit = _all_seeds(config, model, builder, data, loss, target, batches, optimizer,
+                                                     edge, held, quick, progress)
+        wider = bracketing(runs, config.c_values) if c_values is None else None
+        if wider is None:
+            break
+        config = replace(config, c_values=wider)
+    per_seed = _per_seed(runs, quick or optimizer is not None, edges, config.c_values)
+    return Diagnosis(per_seed, config.c_values, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name,
+                     edge=unit)
+
+
+LOWEST, HIGHEST = 2.0 ** -10, 2.0 ** 16
+"""The bounds of the default grid's extension: c = 2^-10 … 2^16 (η from ~1e-3 to ~6e4 times 1/λ^H_0)."""
+
+
+def bracketing(runs: pd.DataFrame, grid: tuple[float, ...]) -> tuple[float, ...] | None:
+    """The default grid extended where it did not bracket both edges (None where it did, or where the bounds
+    :data:`LOWEST`, :data:`HIGHEST` are reached): 6 octaves lower (step 0.1 in x) when some initialization diverged
+    at its first c or its loss rose there already, 4 octaves higher when some initialization did not diverge."""
+    constants = critical_constants(runs)
+    x_low, x_high = math.log2(grid[0]), math.log2(grid[-1])
+    lower = (constants.c_max.isna() | (constants.c_loss == grid[0])).any() and x_low - 0.1 >= math.log2(LOWEST) - 0.01
+    higher = constants.censored.any() and x_high + 0.1 <= math.log2(HIGHEST) + 0.01
+    if not (lower or higher):
+        return None
+    below = c_grid(x_low - 0.1, 0.1, min(x_low - 0.1, max(x_low - 6.0, math.log2(LOWEST)))) if lower else ()
+    above = c_grid(max(x_high + 0.1, min(x_high + 4.0, math.log2(HIGHEST))), 0.1, x_high + 0.1) if higher else ()
+    return tuple(sorted(set(below) | set(grid) | set(above)))
+
+
+def _all_seeds(config: SweepConfig, model, builder, data: Data, loss, target, batches, optimizer, edge, held, quick,
+               progress) -> tuple[pd.DataFrame, list[dict], int, str, str]:
+    """Every initialization's runs on the config's grid (the held rule applied), edges, frozen tensors, the
+    optimizer's description and the unit of c."""
+    from tqdm import tqdm
+
     tables, edges, frozen, name, unit = [], [], 0, "plain SGD", "hessian"
     for seed in tqdm(config.seeds, desc="initializations", disable=not progress, leave=False):
         net, frozen = prepared(built(builder, seed) if builder is not None else model, target)
@@ -401,6 +437,4 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
                                                       quick)
             tables.append(runs)
             edges.append(found)
-    runs = held_divergent(pd.concat(tables, ignore_index=True), held)
-    per_seed = _per_seed(runs, quick or optimizer is not None, edges, grid)
-    return Diagnosis(per_seed, grid, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name, edge=unit)
+    return held_divergent(pd.concat(tables, ignore_index=True), held), edges, frozen, name, unit

@@ -309,3 +309,56 @@ def test_an_optimizer_instance_or_another_wrong_type_is_one_clear_line():
         diagnose("resnet", x, y, c_values=GRID, progress=False)
     with pytest.raises(TypeError, match="x and y must be tensors"):
         diagnose(lambda: _tiny(), x.numpy(), y.numpy(), c_values=GRID, progress=False)
+
+
+def _runs(outcomes: dict[float, tuple[float, bool]], seed: int = 0) -> pd.DataFrame:
+    """Hand-made runs: per c, (L_1/L_0, diverged at step 1)."""
+    rows = []
+    for c, (ratio, dead) in outcomes.items():
+        rows += [dict(seed=seed, c=c, step=0, loss=1.0, loss0=1.0, sharpness=1.0, sharpness0=1.0, diverged=False),
+                 dict(seed=seed, c=c, step=1, loss=ratio, loss0=1.0, sharpness=0.9, sharpness0=1.0, diverged=dead)]
+    return pd.DataFrame(rows)
+
+
+def test_the_default_grid_extends_down_and_up_until_both_edges_are_inside_within_its_bounds():
+    from helpers.config import c_grid
+    from helpers.diagnose import HIGHEST, LOWEST, bracketing
+
+    grid = c_grid(6.0, 0.1)
+    inside = _runs({grid[0]: (0.5, False), grid[1]: (1.2, False), grid[2]: (2.0, True)})
+    assert bracketing(inside, grid) is None                                   # both edges found
+    diverged_first = _runs({grid[0]: (0.0, True)})
+    lower = bracketing(diverged_first, grid)
+    assert lower[0] == pytest.approx(2.0 ** -6) and lower[-1] == grid[-1] and set(grid) < set(lower)
+    rose_first = _runs({grid[0]: (1.5, False), grid[1]: (3.0, True)})
+    assert bracketing(rose_first, grid)[0] == pytest.approx(2.0 ** -6)
+    never = _runs({c: (0.5, False) for c in grid})
+    higher = bracketing(never, grid)
+    assert higher[0] == grid[0] and higher[-1] == pytest.approx(2.0 ** 10) and set(grid) < set(higher)
+    assert np.all(np.diff(higher) > 0)
+    top = c_grid(16.0, 0.1, 10.0)
+    assert bracketing(_runs({c: (0.5, False) for c in top}), top) is None     # at the bound: reported, not extended
+    bottom = c_grid(-9.0, 0.1, -10.0)
+    assert bracketing(_runs({bottom[0]: (0.0, True)}), bottom) is None
+    assert bottom[0] == pytest.approx(LOWEST, rel=1e-3) and top[-1] == pytest.approx(HIGHEST)
+
+
+class Bounded(nn.Module):
+    """tanh-bounded outputs under MSE: the loss cannot leave [0, 2], so no c ever diverges."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _tiny()
+
+    def forward(self, x):
+        return torch.tanh(self.net(x))
+
+
+def test_a_model_that_never_diverges_extends_the_default_grid_to_its_bound_and_says_which_edge_is_missing():
+    from helpers.diagnose import HIGHEST
+
+    x, y = _data()
+    report = diagnose(Bounded, x, y, seeds=(0,), held=None, quick=True, progress=False, steps=3)
+    assert report.c_values[-1] == pytest.approx(HIGHEST, rel=1e-3) and report.censored.all()
+    text = str(report)
+    assert "no divergence up to" in text and "nan" not in text.lower()
