@@ -41,7 +41,7 @@ from helpers.losses import Loss
 from helpers.phases import CONSTANTS, critical_constants, phase_of
 from helpers.plots import PHASE_COLOURS
 from helpers.preparation import (as_tensors, built, check_deterministic, check_second_derivatives, checked_loss,
-                                 prepared)
+                                 describe_loss, prepared)
 
 
 HELD = 2.0
@@ -69,6 +69,7 @@ class Diagnosis:
     quick: bool = False
     optimizer: str = "plain SGD"
     edge: str = "hessian"
+    loss: str = ""
 
     @property
     def censored(self) -> np.ndarray:
@@ -230,7 +231,7 @@ class Diagnosis:
             "not finite or above 1e5"
         lines = [f"Early phase diagram of {self.optimizer} ({len(self.per_seed)} initializations, {self.steps} "
                  f"steps, grid c = {self.c_values[0]:.3g} … {self.c_values[-1]:.3g}; divergent: loss {rule}):",
-                 self._edge_line(), *self._constant_lines()]
+                 *([f"  loss: {self.loss}"] if self.loss else []), self._edge_line(), *self._constant_lines()]
         floor = self.c_values[0]
         if self.quick:
             lines.append("  quick diagnosis: c_sharp not measured")
@@ -354,14 +355,17 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     ``torch.manual_seed(seed)``, the caller's random state restored after), or a module, whose own initialization is
     then the only one; either way the diagnosis trains a copy. Its trainable parameters are trained and enter λ^H;
     frozen ones stay as they are. BatchNorm uses batch statistics as in training; dropout of every kind is off.
-    ``loss``: ``"mse"`` (targets shaped like the output), ``"xent"`` (class labels [B] or one-hot targets) or any
-    callable (outputs, targets) → scalar. ``x``, ``y``: tensors, or a ``DataLoader`` as ``x`` (all its batches,
-    and its batch size unless ``batch_size`` is given). ``batch_size=None`` trains by full-batch gradient descent,
-    otherwise SGD over seeded permutations. λ^H is measured on the first ``n_sharpness`` examples. ``c_values``: the
-    grid of c (default: the study's 2^x, x = 0, 0.1, …, 6, extended by :func:`bracketing` until both edges are
-    inside it, within c = 2^-10 … 2^16), walked upward until the first divergence: the loss not
-    finite or above 1e5 at any step, or (``held``) still ≥ held·L_0 after the last step. ``quick``: one seed, λ^H on
-    at most 512 examples, no c_sharp (only c_loss and c_max), and with ``optimizer`` no λ^H_0 beside another edge.
+    ``loss``: as PyTorch names it — ``"mse"`` is ``nn.MSELoss`` (the mean of (f − y)², targets shaped like the
+    output), ``"xent"`` is ``nn.CrossEntropyLoss`` (class labels [B] or one-hot targets) — or ``"half_mse"``, the
+    study's ½·mean (f − y)² (half the sharpness, twice the learning rates), or any callable (outputs, targets) →
+    scalar, e.g. the ``nn.MSELoss()`` you train with; the summary names it. ``x``, ``y``: tensors, or a
+    ``DataLoader`` as ``x`` (all its batches, and its batch size unless ``batch_size`` is given).
+    ``batch_size=None`` trains by full-batch gradient descent, otherwise SGD over seeded permutations. λ^H is
+    measured on the first ``n_sharpness`` examples. ``c_values``: the grid of c (default: the study's 2^x, x = 0,
+    0.1, …, 6, extended by :func:`bracketing` until both edges are inside it, within c = 2^-10 … 2^16), walked
+    upward until the first divergence: the loss not finite or above 1e5 at any step, or (``held``) still ≥ held·L_0
+    after the last step. ``quick``: one seed, λ^H on at most 512 examples, no c_sharp (only c_loss and c_max), and
+    with ``optimizer`` no λ^H_0 beside another edge.
     ``progress``: a progress bar over initializations.
     ``optimizer``: a factory params → ``torch.optim.Optimizer`` (its learning rate is set per run, e.g.
     ``lambda p: torch.optim.SGD(p, lr=0, momentum=0.9)``); c is then in units of ``edge`` (``"hessian"``,
@@ -397,7 +401,7 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
         config = replace(config, c_values=wider)
     per_seed = _per_seed(runs, quick or optimizer is not None, edges, config.c_values)
     return Diagnosis(per_seed, config.c_values, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name,
-                     edge=unit)
+                     edge=unit, loss=describe_loss(loss))
 
 
 LOWEST, HIGHEST = 2.0 ** -10, 2.0 ** 16

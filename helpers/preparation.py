@@ -34,24 +34,65 @@ def as_tensors(x, y, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor
     return x, y, batch_size
 
 
+NAMED_LOSSES: dict[str, Loss] = {"mse": nn.functional.mse_loss, "half_mse": LOSSES["mse"],
+                                 "xent": LOSSES["xent"], "cross_entropy": LOSSES["xent"]}
+"""The losses a diagnosis takes by name, as PyTorch names them: ``mse`` is ``nn.MSELoss`` (the mean of (f − y)²),
+``xent`` or ``cross_entropy`` is ``nn.CrossEntropyLoss`` (class labels or one-hot targets); ``half_mse`` is the
+study's ½·mean (f − y)², whose sharpness is half nn.MSELoss's (so its learning rates are twice as large)."""
+LOSS_NAMES = {"mse": "nn.MSELoss, the mean of (f − y)²", "half_mse": "the study's ½·mean (f − y)² (half nn.MSELoss: "
+              "its learning rates are twice nn.MSELoss's)", "xent": "nn.CrossEntropyLoss",
+              "cross_entropy": "nn.CrossEntropyLoss"}
+
+
+def loss_kind(loss) -> str | None:
+    """``mse``, ``half_mse`` or ``xent`` for a named loss or a mean-reduced ``nn.MSELoss``/``nn.CrossEntropyLoss``;
+    None for any other callable."""
+    if isinstance(loss, str):
+        return {"cross_entropy": "xent"}.get(loss, loss)
+    if isinstance(loss, nn.MSELoss) and loss.reduction == "mean":
+        return "mse"
+    if isinstance(loss, nn.CrossEntropyLoss) and loss.reduction == "mean":
+        return "xent"
+    return None
+
+
+def describe_loss(loss) -> str:
+    """The loss as the summary names it."""
+    if isinstance(loss, str):
+        return LOSS_NAMES[loss]
+    if isinstance(loss, nn.Module):
+        return f"{type(loss).__name__}(reduction={getattr(loss, 'reduction', '?')!r})"
+    return getattr(loss, "__name__", type(loss).__name__)
+
+
 def checked_loss(loss: str | Loss, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Loss:
-    """The loss function, after checking the targets against the model's output on two examples: ``"mse"`` wants
-    float targets shaped like the output; ``"xent"`` integer class labels [B] (as ``nn.CrossEntropyLoss``) or one-hot
-    targets [B, k]; any loss must return a scalar, and an output [B, 1] against targets [B] (which broadcast to
-    [B, B]) is refused."""
-    fn = LOSSES.get(loss) if isinstance(loss, str) else loss
-    if fn is None:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a callable")
+    """The loss function, after checking the targets against the model's output on two examples: ``"mse"``,
+    ``"half_mse"`` and ``nn.MSELoss`` want float targets shaped like the output; ``"xent"`` and
+    ``nn.CrossEntropyLoss`` integer class labels [B] or one-hot targets [B, k]; any loss must return a scalar, and an
+    output [B, 1] against targets [B] (which broadcast to [B, B]) is refused."""
+    if isinstance(loss, str):
+        fn = NAMED_LOSSES.get(loss)
+        if fn is None:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(NAMED_LOSSES)} or pass a callable "
+                             "(outputs, targets) → scalar, e.g. nn.MSELoss()")
+    elif callable(loss):
+        fn = loss
+    else:
+        raise TypeError(f"loss must be a name ({sorted(NAMED_LOSSES)}) or a callable (outputs, targets) → scalar, "
+                        f"got {type(loss).__name__}")
+    kind = loss_kind(loss)
     with torch.no_grad():
         f, t = model(x[:2]), y[:2]
     if f.dim() == t.dim() + 1 and f.shape[-1] == 1 and t.is_floating_point():
         raise ValueError(f"the output {tuple(f.shape)} and the targets {tuple(t.shape)} would broadcast to "
                          f"{tuple(f.shape[:-1]) * 2}: give the targets a last axis of 1 or squeeze the output")
-    if loss == "mse" and (not t.is_floating_point() or t.shape != f.shape):
-        kind = "integer labels" if not t.is_floating_point() else "targets"
-        raise ValueError(f"loss='mse' needs float targets shaped like the output {tuple(f.shape)}, got {kind} "
-                         f"{tuple(t.shape)}: pass one-hot targets, or use loss='xent' for class labels")
-    if loss == "xent" and not t.is_floating_point() and (t.dim() != 1 or int(t.max()) >= f.shape[-1]):
+    if kind in ("mse", "half_mse") and (not t.is_floating_point() or t.shape != f.shape):
+        got = "integer labels" if not t.is_floating_point() else "targets"
+        shown = repr(loss) if isinstance(loss, str) else describe_loss(loss)
+        raise ValueError(f"loss={shown} needs float targets shaped like the output "
+                         f"{tuple(f.shape)}, got {got} {tuple(t.shape)}: pass one-hot targets, or use loss='xent' "
+                         "for class labels")
+    if kind == "xent" and not t.is_floating_point() and (t.dim() != 1 or int(t.max()) >= f.shape[-1]):
         raise ValueError(f"loss='xent' takes class labels [B] in 0 … {f.shape[-1] - 1} (or one-hot [B, k]), "
                          f"got {tuple(t.shape)} with labels up to {int(t.max())}")
     with torch.no_grad():

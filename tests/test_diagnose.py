@@ -13,7 +13,6 @@ from torch import nn
 
 from helpers.diagnose import Diagnosis, diagnose
 from helpers.lr_study import study_grid
-from helpers.losses import mse
 
 
 def _data(n=48, d=6, k=3, seed=0):
@@ -28,7 +27,8 @@ def _tiny(d=6, k=3):
 
 
 def _exact_top_eigenvalue(model: nn.Module, x, y) -> float:
-    """λ_max of the dense Hessian of the MSE loss in float64, from torch.autograd.functional and numpy."""
+    """λ_max of the dense Hessian of nn.MSELoss (the mean of (f − y)²) in float64, from torch.autograd.functional and
+    numpy."""
     model = model.double()
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for _, p in model.named_parameters()]
@@ -41,7 +41,7 @@ def _exact_top_eigenvalue(model: nn.Module, x, y) -> float:
             parts[name] = theta[i:i + size].reshape(shape)
             i += size
         out = torch.func.functional_call(model, parts, (x.double(),))
-        return 0.5 * ((out - y.double()) ** 2).mean()
+        return ((out - y.double()) ** 2).mean()
 
     hessian = torch.autograd.functional.hessian(loss, flat).numpy()
     return float(np.linalg.eigvalsh(hessian)[-1])
@@ -53,13 +53,13 @@ def _gd_diverges(model: nn.Module, x, y, lr: float, steps: int, threshold: float
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        loss = mse(model(x), y)
+        loss = nn.functional.mse_loss(model(x), y)
         if not torch.isfinite(loss) or loss > threshold:
             return True
         loss.backward()
         opt.step()
     with torch.no_grad():
-        final = mse(model(x), y)
+        final = nn.functional.mse_loss(model(x), y)
     return bool(not torch.isfinite(final) or final > threshold)
 
 
@@ -362,3 +362,24 @@ def test_a_model_that_never_diverges_extends_the_default_grid_to_its_bound_and_s
     assert report.c_values[-1] == pytest.approx(HIGHEST, rel=1e-3) and report.censored.all()
     text = str(report)
     assert "no divergence up to" in text and "nan" not in text.lower()
+
+
+def test_losses_as_pytorch_names_them_and_the_studys_half_mse_by_name():
+    x, y = _data()
+    common = dict(seeds=(0,), c_values=GRID, progress=False, quick=True)
+    named = diagnose(lambda: _tiny(), x, y, loss="mse", **common)
+    module = diagnose(lambda: _tiny(), x, y, loss=nn.MSELoss(), **common)
+    half = diagnose(lambda: _tiny(), x, y, loss="half_mse", **common)
+    assert module.sharpness0[0] == pytest.approx(named.sharpness0[0], rel=1e-6)
+    assert half.sharpness0[0] == pytest.approx(named.sharpness0[0] / 2, rel=1e-5)     # ½ the loss, ½ its Hessian
+    assert half.suggested_lr() == pytest.approx(2 * named.suggested_lr(), rel=1e-4)  # the same runs, η doubled
+    assert "loss: nn.MSELoss" in str(named) and "loss: MSELoss(reduction='mean')" in str(module)
+    assert "the study's ½·mean" in str(half)
+    labels = y.argmax(dim=1)
+    by_module = diagnose(lambda: _tiny(), x, labels, loss=nn.CrossEntropyLoss(), **common)
+    by_name = diagnose(lambda: _tiny(), x, labels, loss="xent", **common)
+    assert by_module.sharpness0[0] == pytest.approx(by_name.sharpness0[0], rel=1e-5)
+    with pytest.raises(ValueError, match="needs float targets"):
+        diagnose(lambda: _tiny(), x, labels, loss=nn.MSELoss(), **common)
+    with pytest.raises(TypeError, match="loss must be a name"):
+        diagnose(lambda: _tiny(), x, y, loss=3, **common)
