@@ -1,7 +1,7 @@
 """The results that ship with the book (``store/``): every unit the chapters' defaults need is there, at this
 numerics version and nothing else; and the cheapest unit of each chapter, recomputed from scratch here, has the
-shipped numbers (the constants exactly; λ^H_0 and the losses within float32 reduction noise, λ^H_t within half the
-resolution of the rise rule, divergent steps only as divergent)."""
+shipped numbers (the constants exactly; λ^H_0 and the losses within twice the spread measured across CPU kernels,
+λ^H_t within half the resolution of the rise rule, divergent steps only as divergent)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,12 @@ from helpers.store import ResultsStore, folder_name
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "store"
 SIZE_LIMIT = 20 * 2**20
-RELATIVE = 1e-4  # λ^H_0 and L_t: float32 reductions may add in another order on another CPU
+# Another CPU's kernels add float32 sums in another order. Measured on these units (benchmarks/results/
+# cross_machine.md: the AMD-computed store recomputed on an Intel Xeon, natively and with torch's, MKL's and oneDNN's
+# kernels capped to AVX2 or MKL's compatible path): λ^H_0 ≤ 1.9e-7, L_0, L_t and the batch loss ≤ 1.4e-4, λ^H_t
+# ≤ 2.6e-3 relative, every constant equal. The tolerances are about twice the largest.
+SHARPNESS0_RELATIVE = 1e-4
+LOSS_RELATIVE = 3e-4
 SHARPNESS_RELATIVE = 5e-3  # λ^H_t: see the test
 
 
@@ -69,7 +74,8 @@ def test_the_cheapest_unit_of_each_chapter_recomputes_to_the_shipped_numbers(cha
     assert (a.diverged == b.diverged).all()
     alive = ~a.diverged.to_numpy()  # a divergent step (flagged in both) amplifies the last bit without bound
     for column in ("sharpness0", "loss0", "loss", "batch_loss"):
-        np.testing.assert_allclose(b[column][alive], a[column][alive], rtol=RELATIVE, equal_nan=True, err_msg=column)
+        rtol = SHARPNESS0_RELATIVE if column == "sharpness0" else LOSS_RELATIVE
+        np.testing.assert_allclose(b[column][alive], a[column][alive], rtol=rtol, equal_nan=True, err_msg=column)
         assert (a[column].isna() == b[column].isna()).all(), column
     # λ^H_t along a catapult amplifies last-bit differences of θ_t (measured: up to 0.3 % between two machines where
     # L_t agrees to 1e-4, while each estimate is within 4e-6 of a random-start Lanczos at its own θ_t); the rise rule
@@ -80,4 +86,4 @@ def test_the_cheapest_unit_of_each_chapter_recomputes_to_the_shipped_numbers(cha
         assert k_shipped[name] == k_fresh[name] or (np.isnan(k_shipped[name]) and np.isnan(k_fresh[name])), name
     if config.interpolation_points:
         pd.testing.assert_frame_equal(shipped.interpolation[["c", "tau"]], fresh.interpolation[["c", "tau"]])
-        np.testing.assert_allclose(fresh.interpolation.loss, shipped.interpolation.loss, rtol=RELATIVE)
+        np.testing.assert_allclose(fresh.interpolation.loss, shipped.interpolation.loss, rtol=LOSS_RELATIVE)
