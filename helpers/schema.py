@@ -36,9 +36,9 @@ FLOAT32_COLUMNS = ("loss", "loss0", "batch_loss", "sharpness", "sharpness0")
 """Measured in float32: stored with float32's shortest exact digits, read back bit for bit."""
 RENAMED = {"loss": "loss_fn", "sharpness": "sharpness_method"}
 NOT_KEYED = ("seeds", "stack")
-"""Not in the key: the seeds index units; the stack size changes λ^H_t and L_t only at float32 rounding level (up to
-~1e-3 relative along a catapult, as another CPU does) and no constant on the units of ``tests/test_stack.py``,
-near-edge ratios included; each unit records its stack in the ``stack`` column."""
+"""Not in the key: the seeds index units; the stack size moves L_t at float32 rounding level and λ^H_t only where
+the top of the spectrum is crowded after a catapult, and changes no constant and no rise decision
+(``tests/test_stack.py``, near-edge ratios included); each unit records its stack in the ``stack`` column."""
 SWEEP = "sweep"
 
 

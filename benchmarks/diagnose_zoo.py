@@ -1,0 +1,84 @@
+"""The diagnosis's default call on models beyond ``07``'s two: the eight architectures of :mod:`helpers.zoo` on the
+calibration's data (Fashion-MNIST, the fortunes text; :class:`helpers.calibration.Protocol`). Per model: whether the
+default grid (:func:`helpers.diagnose.bracketing`) found both edges for every initialization, and the wall time of
+the quick and the full diagnosis against ``torch-lr-finder``'s range test, plain SGD, one run each; the median and
+range of the ratios over the models.
+
+Writes ``benchmarks/results/diagnose_zoo.md``. Run: ``.venv/bin/python -m benchmarks.diagnose_zoo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.machine import describe_machine, write_results
+from helpers.calibration import Protocol, task
+from helpers.device import default_device
+from helpers.diagnose import diagnose
+from helpers.lr_study import range_test
+from helpers.zoo import ZOO
+
+RESULTS = Path(__file__).parent / "results" / "diagnose_zoo.md"
+
+
+def edges_found(report) -> str:
+    """Both edges, or which one the default grid did not find."""
+    missing = []
+    if report.censored.any():
+        missing.append(f"no divergence for {int(report.censored.sum())} seed(s)")
+    never_rose = report.per_seed["c_loss_filled"].to_numpy(bool)
+    if never_rose.any():
+        missing.append(f"no loss rise for {int(never_rose.sum())} seed(s)")
+    return "both" if not missing else "; ".join(missing)
+
+
+def measure(name: str, p: Protocol) -> dict:
+    t = task(name, p)
+    x, y = t.x[: p.n_diagnose], t.y[: p.n_diagnose]
+    out = {"model": name}
+    start = time.perf_counter()
+    range_test(t.build, t.x, t.y, t.loss, batch_size=p.batch_size, seed=0, num_iter=p.range_iters)
+    out["range"] = time.perf_counter() - start
+    for kind, quick in (("quick", True), ("full", False)):
+        start = time.perf_counter()
+        report = diagnose(t.build, x, y, t.loss, batch_size=p.batch_size, quick=quick, progress=False)
+        out[kind], out[f"{kind}_edges"] = time.perf_counter() - start, edges_found(report)
+        out[f"{kind}_grid"] = f"{report.c_values[0]:.3g} … {report.c_values[-1]:.3g}"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=list(ZOO))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    p = Protocol()
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, p))
+        print(rows[-1], flush=True)
+    lines = ["# The default diagnosis on the zoo, against the range test", "", describe_machine(default_device()), "",
+             f"Each model of `helpers.zoo` on the calibration's data: the diagnosis on {p.n_diagnose} examples "
+             f"(batch {p.batch_size}, default grid, plain SGD; quick: one seed, λ^H on ≤ 512, no c_sharp; full: "
+             f"seeds 0–2 with c_sharp), the range test on {p.n_train} examples ({p.range_iters} steps). One run each, "
+             "one thread.", "",
+             "| model | range test (s) | quick (s) | ratio | edges found (quick) | grid (quick) | full (s) | ratio | "
+             "edges found (full) |", "| --- " * 9 + "|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['range']:.2f} | {r['quick']:.1f} | {r['quick'] / r['range']:.1f}× | "
+                     f"{r['quick_edges']} | {r['quick_grid']} | {r['full']:.1f} | {r['full'] / r['range']:.1f}× | "
+                     f"{r['full_edges']} |")
+    for kind in ("quick", "full"):
+        ratios = [r[kind] / r["range"] for r in rows]
+        lines.append(f"\n{kind}: median {statistics.median(ratios):.1f}× the range test "
+                     f"({min(ratios):.1f}–{max(ratios):.1f}×) over {len(rows)} models.")
+    write_results(RESULTS, lines)
+
+
+if __name__ == "__main__":
+    main()
