@@ -1,8 +1,8 @@
-"""The diagnosis's default call on models beyond ``07``'s two: the eight architectures of :mod:`helpers.zoo` on the
-calibration's data (Fashion-MNIST, the fortunes text; :class:`helpers.calibration.Protocol`). Per model: whether the
-default grid (:func:`helpers.diagnose.bracketing`) found both edges for every initialization, and the wall time of
-the quick and the full diagnosis against ``torch-lr-finder``'s range test, plain SGD, one run each; the median and
-range of the ratios over the models.
+"""The diagnosis's default call on models beyond ``07``'s two: the eight architectures of :mod:`helpers.zoo`, and
+07's CNN and Transformer beside them, on the calibration's data (Fashion-MNIST, the fortunes text;
+:class:`helpers.calibration.Protocol`). Per model: whether the default grid (:func:`helpers.diagnose.bracketing`)
+found both edges for every initialization, and the wall time of the quick and the full diagnosis against
+``torch-lr-finder``'s range test, plain SGD, one run each; the median and range of the ratios over the zoo.
 
 Writes ``benchmarks/results/diagnose_zoo.md``. Run: ``.venv/bin/python -m benchmarks.diagnose_zoo``.
 """
@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.calibration import Protocol, task
+from helpers.calibration import Protocol, Task, task
+from helpers.chapter_params import chapter_parameters
 from helpers.device import default_device
 from helpers.diagnose import diagnose
-from helpers.lr_study import range_test
+from helpers.lr_study import CharTransformer, SmallCNN, range_test
 from helpers.zoo import ZOO
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_zoo.md"
@@ -37,8 +39,22 @@ def edges_found(report) -> str:
     return "both" if not missing else "; ".join(missing)
 
 
+CHAPTER_MODELS = ("07-cnn", "07-transformer")
+"""``07``'s two models, on the calibration's data sizes."""
+
+
+def chapter_task(name: str, p: Protocol) -> Task:
+    """``07``'s CNN (on the image models' data) or character Transformer (on the text models'), at 07's sizes."""
+    q = chapter_parameters("07_choosing_a_learning_rate")
+    if name == "07-cnn":
+        return replace(task("mlp", p), build=lambda: SmallCNN(q.cnn_channels))
+    t = task("transformer", p)
+    vocab = int(max(t.x.max(), t.y.max())) + 1
+    return replace(t, build=lambda: CharTransformer(vocab, p.text_length, q.text_d_model, layers=q.text_layers))
+
+
 def measure(name: str, p: Protocol) -> dict:
-    t = task(name, p)
+    t = chapter_task(name, p) if name in CHAPTER_MODELS else task(name, p)
     x, y = t.x[: p.n_diagnose], t.y[: p.n_diagnose]
     out = {"model": name}
     start = time.perf_counter()
@@ -54,7 +70,7 @@ def measure(name: str, p: Protocol) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=list(ZOO))
+    parser.add_argument("--models", nargs="*", default=[*ZOO, *CHAPTER_MODELS])
     args = parser.parse_args()
     torch.set_num_threads(1)
     p = Protocol()
@@ -73,10 +89,11 @@ def main() -> None:
         lines.append(f"| {r['model']} | {r['range']:.2f} | {r['quick']:.1f} | {r['quick'] / r['range']:.1f}× | "
                      f"{r['quick_edges']} | {r['quick_grid']} | {r['full']:.1f} | {r['full'] / r['range']:.1f}× | "
                      f"{r['full_edges']} |")
-    for kind in ("quick", "full"):
-        ratios = [r[kind] / r["range"] for r in rows]
+    zoo = [r for r in rows if r["model"] in ZOO]
+    for kind in ("quick", "full") if zoo else ():
+        ratios = [r[kind] / r["range"] for r in zoo]
         lines.append(f"\n{kind}: median {statistics.median(ratios):.1f}× the range test "
-                     f"({min(ratios):.1f}–{max(ratios):.1f}×) over {len(rows)} models.")
+                     f"({min(ratios):.1f}–{max(ratios):.1f}×) over the {len(zoo)} models of the zoo.")
     write_results(RESULTS, lines)
 
 
