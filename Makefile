@@ -6,7 +6,7 @@
 
 PRESET ?=
 BOOK_OUT ?= $(CURDIR)
-JB = .venv/bin/jupyter-book build book/ --config _config.yml --toc "$(CURDIR)/_toc.yml" --all -W --keep-going
+JB = .venv/bin/jupyter-book build book/ --all -W --keep-going   # book/_config.yml, book/_toc.yml: links to the top level
 
 setup:
 	@bash scripts/setup.sh
