@@ -7,6 +7,8 @@ changes some of them; an unknown name or a value of the wrong type is an error t
 
 from __future__ import annotations
 
+import ast
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,36 @@ def fits_type(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
+class ParameterError(ValueError):
+    """A parameter that is not the chapter's, or a value of the wrong type: shown in a notebook as its one line."""
+
+    def _render_traceback_(self) -> list[str]:   # IPython shows these lines instead of the whole traceback
+        return [f"ParameterError: {self}"]
+
+
+def _unknown(chapter: str, names: list[str], known: Mapping[str, Any]) -> ParameterError:
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+        hints.append(f"{name!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+    return ParameterError(f"{', '.join(hints)}: not a parameter of {chapter}; its parameters are {sorted(known)}")
+
+
+def injected_names(namespace: Mapping[str, Any]) -> list[str]:
+    """The names papermill assigned in the cell it injects (``-p``, ``-y``, ``-f``), read from the kernel's input
+    history (IPython's ``In``; the injected cell starts with ``# Parameters``); none outside papermill."""
+    names = []
+    for source in namespace.get("In", []) if isinstance(namespace.get("In"), list) else []:
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            names += [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                      if isinstance(t, ast.Name)]
+    return names
+
+
 class ChapterParameters(Mapping):
     """A chapter's parameters: its defaults with some values changed, each checked by name and type.
 
@@ -89,18 +121,23 @@ class ChapterParameters(Mapping):
         values = dict(values or {})
         unknown = sorted(set(values) - set(defaults))
         if unknown:
-            raise ValueError(f"{unknown} are not parameters of {chapter}; its parameters are {sorted(defaults)}")
+            raise _unknown(chapter, unknown, defaults)
         for name, value in values.items():
             if not fits_type(value, defaults[name]):
-                raise ValueError(f"{chapter}: {name}={value!r} does not have the type of its default "
-                                 f"{defaults[name]!r}")
+                raise ParameterError(f"{chapter}: {name}={value!r} does not have the type of its default "
+                                     f"{defaults[name]!r}")
         self.chapter = chapter
         self._values = {**defaults, **values}
 
     @classmethod
     def from_namespace(cls, chapter: str, namespace: Mapping[str, Any]) -> ChapterParameters:
-        """The chapter's parameters as a notebook's namespace holds them (after its ``parameters`` cell ran)."""
-        return cls(chapter, {k: namespace[k] for k in DEFAULTS.get(chapter, {}) if k in namespace})
+        """The chapter's parameters as a notebook's namespace holds them (after its ``parameters`` cell ran); a name
+        papermill injected that is not a parameter is an error (papermill itself only warns)."""
+        known = DEFAULTS.get(chapter, {})
+        stray = sorted(set(injected_names(namespace)) - set(known))
+        if stray:
+            raise _unknown(chapter, stray, known)
+        return cls(chapter, {k: namespace[k] for k in known if k in namespace})
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -49,7 +49,7 @@ def test_preset_names_only_real_parameters_with_the_right_types(preset: Path):
 
 
 def test_a_bad_preset_value_is_one_clear_error():
-    with pytest.raises(ValueError, match=r"\['widhts'\] are not parameters of 03_phase_diagrams"):
+    with pytest.raises(ValueError, match=r"'widhts' \(did you mean 'widths'.*\): not a parameter of 03_phase"):
         ChapterParameters("03_phase_diagrams", {"widhts": [3]})
     with pytest.raises(ValueError, match="seeds=3 does not have the type"):
         ChapterParameters("03_phase_diagrams", {"seeds": 3})
@@ -145,3 +145,16 @@ def test_preset_runs_end_to_end_at_smoke_size(preset: Path, tmp_path, monkeypatc
     cells = json.loads(out.read_text())["cells"]
     stray = stray_outputs([o for cell in cells for o in cell.get("outputs", [])])
     assert not stray, f"output that must not reach the book: {stray}"
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"widht": [64]}, "'widht' (did you mean 'widths'?): not a parameter of 03_phase_diagrams"),
+    ({"widths": "64"}, "03_phase_diagrams: widths='64' does not have the type of its default"),
+])
+def test_a_typo_or_a_wrong_type_through_papermill_fails_at_once_in_one_line(parameters, message, tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        papermill.execute_notebook(str(BOOK / "03_phase_diagrams.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters=parameters, cwd=str(BOOK), kernel_name="python3", progress_bar=False)
+    error = caught.value
+    assert error.ename == "ParameterError" and message in error.evalue
+    assert len(error.traceback) == 1 and message in error.traceback[0]   # the one line, not a traceback
