@@ -144,7 +144,12 @@ def check_deterministic(model: nn.Module, x: torch.Tensor) -> None:
     """Refuse a model whose output differs between two calls on the same inputs (randomness left in its forward):
     its loss, and so λ^H, would be undefined."""
     with torch.no_grad():
-        if not torch.equal(model(x), model(x)):
+        first = model(x)
+        if not bool(torch.isfinite(first).all()):
+            raise ValueError(f"the model's output is not finite (NaN or inf) on {len(x)} of the examples, before any "
+                             "training: check its initialization and the inputs (e.g. a division by zero or a log of "
+                             "zero in its forward)")
+        if not torch.equal(first, model(x)):
             raise ValueError("the model's output differs between two calls on the same inputs even with dropout off: "
                              "remove the randomness from its forward (e.g. noise layers) for the diagnosis")
 

@@ -383,3 +383,19 @@ def test_losses_as_pytorch_names_them_and_the_studys_half_mse_by_name():
         diagnose(lambda: _tiny(), x, labels, loss=nn.MSELoss(), **common)
     with pytest.raises(TypeError, match="loss must be a name"):
         diagnose(lambda: _tiny(), x, y, loss=3, **common)
+
+
+class NotFinite(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = _tiny()
+
+    def forward(self, x):
+        return self.net(x) / torch.zeros(())   # inf and NaN from the start
+
+
+def test_a_model_whose_output_is_not_finite_is_named_as_such_not_as_random():
+    x, y = _data()
+    with pytest.raises(ValueError, match="output is not finite") as caught:
+        diagnose(NotFinite, x, y, c_values=GRID, progress=False)
+    assert "randomness" not in str(caught.value)
