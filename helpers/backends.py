@@ -15,8 +15,11 @@ from the store. A new backend is a class with that one method, registered under 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import multiprocessing
 import os
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -48,8 +51,9 @@ class Failure:
 class Backend(Protocol):
     """Computes units into a results store."""
 
-    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
-        """Compute and store every unit of ``units``; return those that failed."""
+    def compute(self, units: list[UnitKey], store: ResultsStore, report: Report | None = None) -> list[Failure]:
+        """Compute and store every unit of ``units``; return those that failed. ``report(config, seed)``, where the
+        backend takes it, is called as each unit is stored."""
         ...
 
 
@@ -60,15 +64,42 @@ def compute_and_store(config: SweepConfig, seed: int, root: str, threads: int | 
     return str(ResultsStore(root).save(config, seed, compute_unit(config, seed)))
 
 
-def collect(pending: dict, finished, progress: bool) -> list[Failure]:
+Report = Callable[[SweepConfig, int], None]
+
+
+class UnitProgress:
+    """One line to ``stream`` (stderr) as each unit is stored: units done of the total, which unit, the time
+    since the first started and an estimate of the time left (the mean time per unit so far, times the units left)."""
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total, self.done, self.stream, self.started = total, 0, stream, time.perf_counter()
+
+    def __call__(self, config: SweepConfig, seed: int) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        m = config.model
+        print(f"units {self.done}/{self.total} done ({m.arch} depth {m.depth} width {m.width}, seed {seed}); "
+              f"{_duration(elapsed)} so far, about {_duration(left)} left", file=self.stream or sys.stderr,
+              flush=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def collect(pending: dict, finished, progress: bool, report: Report | None = None) -> list[Failure]:
     """Wait for every future of ``pending`` (future → (config, seed)) in the order ``finished`` yields them; a
-    unit's error becomes its :class:`Failure` and the other units go on."""
+    unit's error becomes its :class:`Failure` and the other units go on; ``report`` is told of each stored unit."""
     failures = []
     for future in tqdm(finished, total=len(pending), disable=not progress, desc="units"):
         try:
             future.result()
         except Exception as err:  # reported with its parameters
             failures.append(Failure.of(*pending[future], err))
+        else:
+            if report:
+                report(*pending[future])
     return failures
 
 
@@ -78,9 +109,11 @@ class Serial:
     def __init__(self, device: str | torch.device | None = None, progress: bool = False) -> None:
         self.device, self.progress = device, progress
 
-    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+    def compute(self, units: list[UnitKey], store: ResultsStore, report: Report | None = None) -> list[Failure]:
         for config, seed in tqdm(units, desc="units", disable=not self.progress, leave=False):
             store.save(config, seed, compute_unit(config, seed, device=self.device))
+            if report:
+                report(config, seed)
         return []
 
 
@@ -96,12 +129,12 @@ class Processes:
     def __init__(self, workers: int | None = None, threads: int = 1, progress: bool = False) -> None:
         self.workers, self.threads, self.progress = workers or usable_cores(), threads, progress
 
-    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+    def compute(self, units: list[UnitKey], store: ResultsStore, report: Report | None = None) -> list[Failure]:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
             pending = {pool.submit(compute_and_store, config, seed, str(store.root), self.threads): (config, seed)
                        for config, seed in units}
-            return collect(pending, as_completed(pending), self.progress)
+            return collect(pending, as_completed(pending), self.progress, report)
 
 
 def automatic(progress: bool = False) -> Backend:
@@ -170,7 +203,7 @@ class Dask:
             target = self.scheduler or stack.enter_context(local_cluster(self.workers))
             yield stack.enter_context(Client(target))
 
-    def compute(self, units: list[UnitKey], store: ResultsStore) -> list[Failure]:
+    def compute(self, units: list[UnitKey], store: ResultsStore, report: Report | None = None) -> list[Failure]:
         from dask.distributed import as_completed as completed
 
         threads = torch.get_num_threads() if self.threads is None else self.threads
@@ -178,7 +211,7 @@ class Dask:
             pending = {client.submit(compute_and_store, config, seed, str(store.root), threads,
                                      key=f"unit-{config_key(config)}-seed-{seed}", retries=self.retries,
                                      pure=False): (config, seed) for config, seed in units}
-            return collect(pending, completed(list(pending)), self.progress)
+            return collect(pending, completed(list(pending)), self.progress, report)
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Processes, "dask": Dask,
@@ -188,6 +221,11 @@ BACKENDS: dict[str, Callable[..., Backend]] = {"serial": Serial, "processes": Pr
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
     """Make ``factory(**options)`` available as the backend called ``name``."""
     BACKENDS[name] = factory
+
+
+def takes_report(backend: Backend) -> bool:
+    """Whether ``backend.compute`` takes a ``report`` (a backend registered by a user may not)."""
+    return "report" in inspect.signature(backend.compute).parameters
 
 
 def get_backend(backend: str | Backend | None = None, **options) -> Backend:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from helpers.backends import Backend, Serial, get_backend
+from helpers.backends import Backend, Serial, UnitProgress, get_backend, takes_report
 from helpers.config import SweepConfig
 from helpers.data import prepare_dataset
 from helpers.engine import compute_unit
@@ -43,7 +43,10 @@ def compute_missing(configs: list[SweepConfig], store: ResultsStore, backend: Ba
         store.check_writable()
         for dataset in sorted({config.dataset for config, _ in missing}):
             prepare_dataset(dataset)
-    failures = backend.compute(missing, store) if missing else []
+    failures = []
+    if missing:
+        extra = {"report": UnitProgress(len(missing))} if takes_report(backend) else {}
+        failures = backend.compute(missing, store, **extra)
     if failures:
         lines = "\n".join(f"  seed {f.seed} of {f.config}: {f.error}" for f in failures)
         raise SweepFailed(f"{len(failures)} unit(s) failed (the others are stored):\n{lines}")

@@ -219,3 +219,16 @@ def test_command_line_rejects_unknown_preset_parameters(tmp_path):
     run = subprocess.run([sys.executable, "-m", "helpers", "sweep", "01_uv_model"], capture_output=True, text=True,
                          cwd=ROOT)
     assert run.returncode == 2 and "runs no sweeps" in run.stderr
+
+
+def test_every_stored_unit_is_a_line_with_the_count_and_the_time_left(tiny_config, tmp_path, capsys):
+    from helpers.sweep import compute_missing
+
+    config = tiny_config.updated(seeds=[0, 1, 2])
+    assert compute_missing([config], ResultsStore(tmp_path), Serial()) == 3
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("units ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all("fcn depth 2 width 4" in line and "left" in line for line in lines)
+    assert "seed 2" in lines[-1] and "about 0 s left" in lines[-1]
+    assert compute_missing([config], ResultsStore(tmp_path), Serial()) == 0     # nothing to do: no line
+    assert "units " not in capsys.readouterr().err
