@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import time
@@ -223,3 +224,24 @@ def test_no_column_list_of_the_sweep_parameters_is_written_by_hand():
     for path in (ROOT / "helpers").glob("*.py"):
         text = path.read_text()
         assert "MODEL_KEYS" not in text and ("PARAMETER_COLUMNS = {" not in text), path.name
+
+
+def test_pip_install_declares_every_package_that_helpers_imports():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!\[ ]", d)[0].lower() for d in project["dependencies"]}
+    declared |= {re.split(r"[<>=!\[ ]", d)[0].lower() for group in project["optional-dependencies"].values()
+                 for d in group}
+    distribution = {"yaml": "pyyaml", "torch_lr_finder": "torch-lr-finder", "myst_nb": "jupyter-book",
+                    "IPython": "ipython"}
+    imported = set()
+    for path in (ROOT / "helpers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "helpers"}
+    missing = {name for name in third_party if distribution.get(name, name) not in declared}
+    assert not missing, f"helpers imports {sorted(missing)}, which pyproject.toml does not declare"
