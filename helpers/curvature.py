@@ -124,10 +124,10 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
     bound (e.g. "λ exceeds a threshold"): the top Ritz value never exceeds λ and only grows with the iterations, so
     such a model stops counting as unconverged at once (its value, a lower bound, is reported unconverged).
     """
-    start = random_vectors(op, seed)
+    start = random_vectors(op, seed) if v0 is None or mix else None
     if v0 is not None:
         warm = v0.reshape(op.batch, op.dim).to(op.device, torch.float32)
-        start = warm / warm.norm(dim=1, keepdim=True) + mix * start / start.norm(dim=1, keepdim=True)
+        start = warm / warm.norm(dim=1, keepdim=True) + mix * start / start.norm(dim=1, keepdim=True) if mix else warm
     basis = torch.empty(op.batch, min(max_iter, 8), op.dim, device=op.device)  # grown by doubling, never re-stacked
     basis[:, 0] = start / start.norm(dim=1, keepdim=True)
     alphas, betas = [], []
