@@ -158,3 +158,20 @@ def test_a_typo_or_a_wrong_type_through_papermill_fails_at_once_in_one_line(para
     error = caught.value
     assert error.ename == "ParameterError" and message in error.evalue
     assert len(error.traceback) == 1 and message in error.traceback[0]   # the one line, not a traceback
+
+
+@pytest.mark.full
+def test_a_rerun_chapter_renders_as_one_page_with_its_glued_values(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setenv("EARLY_DYNAMICS_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / "rerun.ipynb"
+    papermill.execute_notebook(str(BOOK / "06_output_scale.ipynb"), str(out), cwd=str(BOOK), kernel_name="python3",
+                               parameters=read_preset(ROOT / "params" / "06_output_scale" / "smoke.yml"),
+                               progress_bar=False)
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "render_page.sh"), str(out), str(tmp_path / "page")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = (tmp_path / "page" / "rerun.html").read_text()
+    source = "".join("".join(c["source"]) for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "markdown")
+    assert "{glue" in source and "{glue" not in page          # the prose's roles were filled in from the run
