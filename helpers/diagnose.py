@@ -19,6 +19,7 @@ quadratic for each. Without it, plain SGD through the study's engine (the only c
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -392,12 +393,20 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
                          search="loss" if quick or optimizer is not None else "first-rise")
     data = Data(x.to(target), y.to(target), y.to(target), "user")
     batches = None if batch_size else [torch.arange(n)] * steps
-    while True:
-        runs, edges, frozen, name, unit = _all_seeds(config, model, builder, data, loss, target, batches, optimizer,
-                                                     edge, held, quick, progress)
-        wider = bracketing(runs, config.c_values) if c_values is None else None
-        if wider is None:
-            break
+    walk = functools.partial(_all_seeds, model=model, builder=builder, data=data, loss=loss, target=target,
+                             batches=batches, optimizer=optimizer, edge=edge, held=held, quick=quick, progress=progress)
+    runs, edges, frozen, name, unit = walk(config)
+    while (wider := bracketing(runs, config.c_values) if c_values is None else None) is not None:
+        if wider[0] < config.c_values[0]:   # a walk starts at the bottom: all of it again
+            config = replace(config, c_values=wider)
+            runs, edges, frozen, name, unit = walk(config)
+            continue
+        # above the old top, only the initializations that did not diverge: each run depends on θ₀, c and the batch
+        # order alone, so walking the new c's on their own adds exactly the runs a walk of the whole grid would
+        open_seeds = tuple(critical_constants(runs).query("censored").seed.astype(int))
+        above = tuple(c for c in wider if c > config.c_values[-1])
+        more = walk(replace(config, c_values=above, seeds=open_seeds))[0]
+        runs = pd.concat([runs, more], ignore_index=True).sort_values(["seed", "c", "step"], ignore_index=True)
         config = replace(config, c_values=wider)
     per_seed = _per_seed(runs, quick or optimizer is not None, edges, config.c_values)
     return Diagnosis(per_seed, config.c_values, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name,
@@ -411,7 +420,9 @@ LOWEST, HIGHEST = 2.0 ** -10, 2.0 ** 16
 def bracketing(runs: pd.DataFrame, grid: tuple[float, ...]) -> tuple[float, ...] | None:
     """The default grid extended where it did not bracket both edges (None where it did, or where the bounds
     :data:`LOWEST`, :data:`HIGHEST` are reached): 6 octaves lower (step 0.1 in x) when some initialization diverged
-    at its first c or its loss rose there already, 4 octaves higher when some initialization did not diverge."""
+    at its first c or its loss rose there already, 4 octaves higher when some initialization did not diverge.
+    :func:`diagnose` walks a lower grid again from its bottom, and a higher one only above the old top, for the
+    initializations that had not diverged."""
     constants = critical_constants(runs)
     x_low, x_high = math.log2(grid[0]), math.log2(grid[-1])
     lower = (constants.c_max.isna() | (constants.c_loss == grid[0])).any() and x_low - 0.1 >= math.log2(LOWEST) - 0.01
@@ -423,8 +434,8 @@ def bracketing(runs: pd.DataFrame, grid: tuple[float, ...]) -> tuple[float, ...]
     return tuple(sorted(set(below) | set(grid) | set(above)))
 
 
-def _all_seeds(config: SweepConfig, model, builder, data: Data, loss, target, batches, optimizer, edge, held, quick,
-               progress) -> tuple[pd.DataFrame, list[dict], int, str, str]:
+def _all_seeds(config: SweepConfig, *, model, builder, data: Data, loss, target, batches, optimizer, edge, held,
+               quick, progress) -> tuple[pd.DataFrame, list[dict], int, str, str]:
     """Every initialization's runs on the config's grid (the held rule applied), edges, frozen tensors, the
     optimizer's description and the unit of c."""
     from tqdm import tqdm

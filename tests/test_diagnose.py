@@ -399,3 +399,19 @@ def test_a_model_whose_output_is_not_finite_is_named_as_such_not_as_random():
     with pytest.raises(ValueError, match="output is not finite") as caught:
         diagnose(NotFinite, x, y, c_values=GRID, progress=False)
     assert "randomness" not in str(caught.value)
+
+
+def test_an_upward_extension_walks_only_the_new_c_and_equals_a_walk_of_the_whole_grid():
+    x, y = _data()
+    extended = diagnose(Bounded, x, y, seeds=(0, 1), steps=1, progress=False)
+    assert extended.c_values[-1] > 64 and not extended.censored[0] and extended.censored[1]
+    whole = diagnose(Bounded, x, y, seeds=(0, 1), steps=1, progress=False, c_values=extended.c_values)
+    columns = ["seed", "sharpness0", "c_loss", "c_sharp", "c_max", "censored"]
+    pd.testing.assert_frame_equal(extended.per_seed[columns], whole.per_seed[columns])
+    # the same runs up to each initialization's first divergence (a walk goes on past one that only the held rule
+    # finds, after the walk; the extension does not, and needs not)
+    keys = ["seed", "c", "step", "loss", "diverged"]
+    up_to = lambda report: report.runs[report.runs.c <= report.runs.seed.map(  # noqa: E731
+        dict(zip(report.per_seed.seed, report.per_seed.c_max)))][keys].reset_index(drop=True)
+    pd.testing.assert_frame_equal(up_to(extended), up_to(whole))
+    assert (extended.runs.seed == 1).sum() == (whole.runs.seed == 1).sum()   # the open one: every c of the grid
