@@ -68,21 +68,12 @@ def measure(name: str, p: Protocol) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=[*ZOO, *CHAPTER_MODELS])
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    p = Protocol()
-    rows = []
-    for name in args.models:
-        rows.append(measure(name, p))
-        print(rows[-1], flush=True)
+def table(rows: list[dict], p: Protocol) -> list[str]:
     lines = ["# The default diagnosis on the zoo, against the range test", "", describe_machine(default_device()), "",
-             f"Each model of `helpers.zoo` on the calibration's data: the diagnosis on {p.n_diagnose} examples "
-             f"(batch {p.batch_size}, default grid, plain SGD; quick: one seed, λ^H on ≤ 512, no c_sharp; full: "
-             f"seeds 0–2 with c_sharp), the range test on {p.n_train} examples ({p.range_iters} steps). One run each, "
-             "one thread.", "",
+             f"Each model of `helpers.zoo` (and 07's two) on the calibration's data: the diagnosis on {p.n_diagnose} "
+             f"examples (batch {p.batch_size}, default grid, plain SGD; quick: one seed, λ^H on ≤ 512, no c_sharp; "
+             f"full: seeds 0–2 with c_sharp), the range test on {p.n_train} examples ({p.range_iters} steps). One "
+             "run each, one thread.", "",
              "| model | range test (s) | quick (s) | ratio | edges found (quick) | grid (quick) | full (s) | ratio | "
              "edges found (full) |", "| --- " * 9 + "|"]
     for r in rows:
@@ -94,7 +85,20 @@ def main() -> None:
         ratios = [r[kind] / r["range"] for r in zoo]
         lines.append(f"\n{kind}: median {statistics.median(ratios):.1f}× the range test "
                      f"({min(ratios):.1f}–{max(ratios):.1f}×) over the {len(zoo)} models of the zoo.")
-    write_results(RESULTS, lines)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[*ZOO, *CHAPTER_MODELS])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    p = Protocol()
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, p))
+        print(rows[-1], flush=True)
+        write_results(RESULTS, table(rows, p))   # after each model: a long run keeps what it measured
 
 
 if __name__ == "__main__":
