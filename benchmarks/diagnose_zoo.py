@@ -91,6 +91,7 @@ def table(rows: list[dict], p: Protocol) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=[*ZOO, *CHAPTER_MODELS])
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     p = Protocol()
@@ -98,7 +99,7 @@ def main() -> None:
     for name in args.models:
         rows.append(measure(name, p))
         print(rows[-1], flush=True)
-        write_results(RESULTS, table(rows, p))   # after each model: a long run keeps what it measured
+        write_results(args.out, table(rows, p))   # after each model: a long run keeps what it measured
 
 
 if __name__ == "__main__":
