@@ -395,19 +395,7 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     batches = None if batch_size else [torch.arange(n)] * steps
     walk = functools.partial(_all_seeds, model=model, builder=builder, data=data, loss=loss, target=target,
                              batches=batches, optimizer=optimizer, edge=edge, held=held, quick=quick, progress=progress)
-    runs, edges, frozen, name, unit = walk(config)
-    while (wider := bracketing(runs, config.c_values) if c_values is None else None) is not None:
-        if wider[0] < config.c_values[0]:   # a walk starts at the bottom: all of it again
-            config = replace(config, c_values=wider)
-            runs, edges, frozen, name, unit = walk(config)
-            continue
-        # above the old top, only the initializations that did not diverge: each run depends on θ₀, c and the batch
-        # order alone, so walking the new c's on their own adds exactly the runs a walk of the whole grid would
-        open_seeds = tuple(critical_constants(runs).query("censored").seed.astype(int))
-        above = tuple(c for c in wider if c > config.c_values[-1])
-        more = walk(replace(config, c_values=above, seeds=open_seeds))[0]
-        runs = pd.concat([runs, more], ignore_index=True).sort_values(["seed", "c", "step"], ignore_index=True)
-        config = replace(config, c_values=wider)
+    config, (runs, edges, frozen, name, unit) = _bracketed(config, walk, extend=c_values is None)
     per_seed = _per_seed(runs, quick or optimizer is not None, edges, config.c_values)
     return Diagnosis(per_seed, config.c_values, runs, steps, held=held, frozen=frozen, quick=quick, optimizer=name,
                      edge=unit, loss=describe_loss(loss))
@@ -432,6 +420,26 @@ def bracketing(runs: pd.DataFrame, grid: tuple[float, ...]) -> tuple[float, ...]
     below = c_grid(x_low - 0.1, 0.1, min(x_low - 0.1, max(x_low - 6.0, math.log2(LOWEST)))) if lower else ()
     above = c_grid(max(x_high + 0.1, min(x_high + 4.0, math.log2(HIGHEST))), 0.1, x_high + 0.1) if higher else ()
     return tuple(sorted(set(below) | set(grid) | set(above)))
+
+
+def _bracketed(config: SweepConfig, walk, extend: bool) -> tuple[SweepConfig, tuple]:
+    """``walk(config)`` (every initialization on the config's grid), and with ``extend`` again on the grids
+    :func:`bracketing` widens it to; the final config and walk."""
+    walked = walk(config)
+    while extend and (wider := bracketing(walked[0], config.c_values)) is not None:
+        if wider[0] < config.c_values[0]:   # a walk starts at the bottom: all of it again
+            config = replace(config, c_values=wider)
+            walked = walk(config)
+            continue
+        # above the old top, only the initializations that did not diverge: each run depends on θ₀, c and the batch
+        # order alone, so walking the new c's on their own adds exactly the runs a walk of the whole grid would
+        runs = walked[0]
+        open_seeds = tuple(critical_constants(runs).query("censored").seed.astype(int))
+        above = tuple(c for c in wider if c > config.c_values[-1])
+        more = walk(replace(config, c_values=above, seeds=open_seeds))[0]
+        runs = pd.concat([runs, more], ignore_index=True).sort_values(["seed", "c", "step"], ignore_index=True)
+        config, walked = replace(config, c_values=wider), (runs, *walked[1:])
+    return config, walked
 
 
 def _all_seeds(config: SweepConfig, *, model, builder, data: Data, loss, target, batches, optimizer, edge, held,
