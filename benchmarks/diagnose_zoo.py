@@ -53,7 +53,7 @@ def chapter_task(name: str, p: Protocol) -> Task:
     return replace(t, build=lambda: CharTransformer(vocab, p.text_length, q.text_d_model, layers=q.text_layers))
 
 
-def measure(name: str, p: Protocol) -> dict:
+def measure(name: str, p: Protocol, kinds: tuple[str, ...] = ("quick", "full")) -> dict:
     t = chapter_task(name, p) if name in CHAPTER_MODELS else task(name, p)
     x, y = t.x[: p.n_diagnose], t.y[: p.n_diagnose]
     out = {"model": name}
@@ -61,6 +61,8 @@ def measure(name: str, p: Protocol) -> dict:
     range_test(t.build, t.x, t.y, t.loss, batch_size=p.batch_size, seed=0, num_iter=p.range_iters)
     out["range"] = time.perf_counter() - start
     for kind, quick in (("quick", True), ("full", False)):
+        if kind not in kinds:
+            continue
         start = time.perf_counter()
         report = diagnose(t.build, x, y, t.loss, batch_size=p.batch_size, quick=quick, progress=False)
         out[kind], out[f"{kind}_edges"] = time.perf_counter() - start, edges_found(report)
@@ -77,14 +79,18 @@ def table(rows: list[dict], p: Protocol) -> list[str]:
              "| model | range test (s) | quick (s) | ratio | edges found (quick) | grid (quick) | full (s) | ratio | "
              "edges found (full) |", "| --- " * 9 + "|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['range']:.2f} | {r['quick']:.1f} | {r['quick'] / r['range']:.1f}× | "
-                     f"{r['quick_edges']} | {r['quick_grid']} | {r['full']:.1f} | {r['full'] / r['range']:.1f}× | "
-                     f"{r['full_edges']} |")
-    zoo = [r for r in rows if r["model"] in ZOO]
-    for kind in ("quick", "full") if zoo else ():
-        ratios = [r[kind] / r["range"] for r in zoo]
-        lines.append(f"\n{kind}: median {statistics.median(ratios):.1f}× the range test "
-                     f"({min(ratios):.1f}–{max(ratios):.1f}×) over the {len(zoo)} models of the zoo.")
+        cells = [f"{r['model']}", f"{r['range']:.2f}"]
+        for kind in ("quick", "full"):
+            cells += ([f"{r[kind]:.1f}", f"{r[kind] / r['range']:.1f}×", r[f"{kind}_edges"]] if kind in r else
+                      ["not run", "—", "—"])
+            if kind == "quick":
+                cells.append(r.get("quick_grid", "—"))
+        lines.append("| " + " | ".join(cells) + " |")
+    for kind in ("quick", "full"):
+        ratios = [r[kind] / r["range"] for r in rows if r["model"] in ZOO and kind in r]
+        if ratios:
+            lines.append(f"\n{kind}: median {statistics.median(ratios):.1f}× the range test "
+                         f"({min(ratios):.1f}–{max(ratios):.1f}×) over {len(ratios)} models of the zoo.")
     return lines
 
 
@@ -92,12 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=[*ZOO, *CHAPTER_MODELS])
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
+    parser.add_argument("--kinds", nargs="*", default=["quick", "full"], choices=["quick", "full"])
     args = parser.parse_args()
     torch.set_num_threads(1)
     p = Protocol()
     rows = []
     for name in args.models:
-        rows.append(measure(name, p))
+        rows.append(measure(name, p, tuple(args.kinds)))
         print(rows[-1], flush=True)
         write_results(args.out, table(rows, p))   # after each model: a long run keeps what it measured
 
