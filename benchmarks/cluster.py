@@ -14,11 +14,11 @@ import torch
 from dask.distributed import Client
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.backends import Dask, Processes, local_cluster
-from helpers.build import ModelSpec
-from helpers.config import SweepConfig, c_grid
-from helpers.store import ResultsStore
-from helpers.sweep import run_sweep
+from helpers.sweeps.backends import Dask, Processes, local_cluster
+from helpers.nets.build import ModelSpec
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.sweeps.store import ResultsStore
+from helpers.sweeps.compute import run_sweep
 
 RESULTS = Path(__file__).parent / "results" / "cluster.md"
 CONFIG = SweepConfig(model=ModelSpec("fcn", 4, 128), n_train=2560, n_sharpness=512, c_values=c_grid(7.0, 0.5),
@@ -28,7 +28,7 @@ CONFIG = SweepConfig(model=ModelSpec("fcn", 4, 128), n_train=2560, n_sharpness=5
 def on_cluster(workers: int, threads: int) -> float:
     """Wall seconds for the sweep on a fresh LocalCluster (worker start-up excluded)."""
     with local_cluster(workers) as cluster, Client(cluster) as client, tempfile.TemporaryDirectory() as root:
-        client.run(lambda: __import__("helpers.sweep"))  # import torch and helpers on every worker first
+        client.run(lambda: __import__("helpers.sweeps.compute"))  # import torch and helpers on every worker first
         start = time.perf_counter()
         failures = Dask(client, threads=threads).compute([(CONFIG, s) for s in CONFIG.seeds], ResultsStore(root))
         assert not failures, failures

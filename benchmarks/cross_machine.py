@@ -42,10 +42,10 @@ def unit_differences() -> dict:
     over the steps that did not diverge."""
     import tempfile
 
-    from helpers.chapter_sweeps import SWEEPS
-    from helpers.engine import compute_unit
-    from helpers.phases import critical_constants
-    from helpers.schema import SWEEP
+    from helpers.chapters.sweeps import SWEEPS
+    from helpers.sweeps.engine import compute_unit
+    from helpers.analysis.phases import critical_constants
+    from helpers.sweeps.schema import SWEEP
     from tests.test_shipped import cheapest, shipped_only
 
     out = {}
@@ -74,7 +74,7 @@ def calibration_differences() -> dict:
     its own grid, the held-out loss at each suggestion relative to the stored one."""
     import torch
 
-    from helpers.calibration import SHIPPED, Protocol, diagnosed, load, ranged, task, trained
+    from helpers.diagnosis.calibration import SHIPPED, Protocol, diagnosed, load, ranged, task, trained
 
     rows, _, _ = load(SHIPPED)
     stored = rows[(rows.model == "mlp") & (rows.optimizer == "sgd") & (rows.seed == 0)].iloc[0]

@@ -12,12 +12,12 @@ import torch
 from torch.func import grad, jvp
 
 from benchmarks.machine import describe_machine, median_seconds, write_results
-from helpers.build import ModelSpec, build_model
-from helpers.curvature import HessianOperator, lanczos, model_loss, power_iteration
-from helpers.stacking import stacked_loss
-from helpers.data import load_dataset
-from helpers.device import default_device
-from helpers.losses import mse
+from helpers.nets.build import ModelSpec, build_model
+from helpers.curvature.operators import HessianOperator, lanczos, model_loss, power_iteration
+from helpers.curvature.stacking import stacked_loss
+from helpers.data.images import load_dataset
+from helpers.core.device import default_device
+from helpers.nets.losses import mse
 
 RESULTS = Path(__file__).parent / "results" / "curvature.md"
 WIDTHS = (128, 512)

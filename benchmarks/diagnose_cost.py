@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.chapter_params import chapter_parameters
-from helpers.config import c_grid
-from helpers.data import load_dataset
-from helpers.device import default_device
-from helpers.diagnose import diagnose
-from helpers.lr_study import CharTransformer, SmallCNN, adam, label_loss, next_token_loss, range_test
-from helpers.text import char_sequences, load_corpus
+from helpers.chapters.parameters import chapter_parameters
+from helpers.sweeps.config import c_grid
+from helpers.data.images import load_dataset
+from helpers.core.device import default_device
+from helpers.diagnosis.diagnose import diagnose
+from helpers.diagnosis.tasks import CharTransformer, SmallCNN, adam, label_loss, next_token_loss, range_test
+from helpers.data.text import char_sequences, load_corpus
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_cost.md"
 

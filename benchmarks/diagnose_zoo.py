@@ -1,8 +1,9 @@
-"""The diagnosis's default call on models beyond ``07``'s two: the eight architectures of :mod:`helpers.zoo`, and
-07's CNN and Transformer beside them, on the calibration's data (Fashion-MNIST, the fortunes text;
-:class:`helpers.calibration.Protocol`). Per model: whether the default grid (:func:`helpers.diagnose.bracketing`)
-found both edges for every initialization, and the wall time of the quick and the full diagnosis against
-``torch-lr-finder``'s range test, plain SGD, one run each; the median and range of the ratios over the zoo.
+"""The diagnosis's default call on models beyond ``07``'s two: the eight architectures of :mod:`helpers.diagnosis.zoo`,
+and 07's CNN and Transformer beside them, on the calibration's data (Fashion-MNIST, the fortunes text;
+:class:`helpers.diagnosis.calibration.Protocol`). Per model: whether the default grid
+(:func:`helpers.diagnosis.diagnose.bracketing`) found both edges for every initialization, and the wall time of the
+quick and the full diagnosis against ``torch-lr-finder``'s range test, plain SGD, one run each; the median and range of
+the ratios over the zoo.
 
 Writes ``benchmarks/results/diagnose_zoo.md``. Run: ``.venv/bin/python -m benchmarks.diagnose_zoo``.
 """
@@ -18,12 +19,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.calibration import Protocol, Task, task
-from helpers.chapter_params import chapter_parameters
-from helpers.device import default_device
-from helpers.diagnose import diagnose
-from helpers.lr_study import CharTransformer, SmallCNN, range_test
-from helpers.zoo import ZOO
+from helpers.diagnosis.calibration import Protocol, Task, task
+from helpers.chapters.parameters import chapter_parameters
+from helpers.core.device import default_device
+from helpers.diagnosis.diagnose import diagnose
+from helpers.diagnosis.tasks import CharTransformer, SmallCNN, range_test
+from helpers.diagnosis.zoo import ZOO
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_zoo.md"
 
@@ -72,7 +73,8 @@ def measure(name: str, p: Protocol, kinds: tuple[str, ...] = ("quick", "full")) 
 
 def table(rows: list[dict], p: Protocol) -> list[str]:
     lines = ["# The default diagnosis on the zoo, against the range test", "", describe_machine(default_device()), "",
-             f"Each model of `helpers.zoo` (and 07's two) on the calibration's data: the diagnosis on {p.n_diagnose} "
+             "Each model of `helpers.diagnosis.zoo` (and 07's two) on the calibration's data: "
+             f"the diagnosis on {p.n_diagnose} "
              f"examples (batch {p.batch_size}, default grid, plain SGD; quick: one seed, λ^H on ≤ 512, no c_sharp; "
              f"full: seeds 0–2 with c_sharp), the range test on {p.n_train} examples ({p.range_iters} steps). One "
              "run each, one thread.", "",

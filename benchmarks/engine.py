@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.build import ModelSpec
-from helpers.config import SweepConfig
-from helpers.device import default_device
-from helpers.engine import run_unit
-from helpers.problem import load_sweep_data
-from helpers.phases import critical_constants
+from helpers.nets.build import ModelSpec
+from helpers.sweeps.config import SweepConfig
+from helpers.core.device import default_device
+from helpers.sweeps.engine import run_unit
+from helpers.sweeps.problem import load_sweep_data
+from helpers.analysis.phases import critical_constants
 
 RESULTS = Path(__file__).parent / "results" / "engine.md"
 WIDTHS = (128, 512)

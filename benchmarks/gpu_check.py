@@ -23,15 +23,15 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.build import ModelSpec
-from helpers.chapter_params import chapter_parameters
-from helpers.chapter_sweeps import chapter_sweeps, unique_configs
-from helpers.config import SweepConfig, c_grid
-from helpers.device import default_device
-from helpers.engine import compute_unit
-from helpers.phases import critical_constants
-from helpers.schema import SWEEP
-from helpers.store import ResultsStore
+from helpers.nets.build import ModelSpec
+from helpers.chapters.parameters import chapter_parameters
+from helpers.chapters.sweeps import chapter_sweeps, unique_configs
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.core.device import default_device
+from helpers.sweeps.engine import compute_unit
+from helpers.analysis.phases import critical_constants
+from helpers.sweeps.schema import SWEEP
+from helpers.sweeps.store import ResultsStore
 
 RESULTS = Path(__file__).parent / "results" / "gpu_check.md"
 NAMES = ("c_loss", "c_sharp", "c_max")

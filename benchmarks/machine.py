@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.files import write_text
+from helpers.core.files import write_text
 
 
 def describe_machine(device: torch.device) -> str:

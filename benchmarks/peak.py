@@ -2,9 +2,9 @@
 
 The reference is the rate of one large float32 matrix product (2048 × 2048). Against it: each 3×3 convolution of
 the network alone on one slice of 128 images (channels-last, as the engine runs it), and the loss on all 2,560
-training images as the engine computes L_t (``helpers.slicing.sliced_losses``), whose multiply-adds are counted
-from the layers' output sizes. An SGD step's gradient on 512 images and a Hessian-vector product on 512 are timed
-beside them, as multiples of a forward pass on the same 512 images.
+training images as the engine computes L_t (``helpers.curvature.slicing.sliced_losses``), whose multiply-adds are
+counted from the layers' output sizes. An SGD step's gradient on 512 images and a Hessian-vector product on 512 are
+timed beside them, as multiples of a forward pass on the same 512 images.
 
 Writes ``benchmarks/results/peak.md``. Run: ``.venv/bin/python -m benchmarks.peak``.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe_machine, median_seconds, write_results
-from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig
-from helpers.curvature import HessianOperator
-from helpers.stacking import stack_models
-from helpers.problem import load_sweep_data
-from helpers.losses import get_loss
-from helpers.models import Conv
-from helpers.slicing import loss_pieces, losses_and_gradient, sliced_losses
+from helpers.nets.build import ModelSpec, build_model
+from helpers.sweeps.config import SweepConfig
+from helpers.curvature.operators import HessianOperator
+from helpers.curvature.stacking import stack_models
+from helpers.sweeps.problem import load_sweep_data
+from helpers.nets.losses import get_loss
+from helpers.nets.models import Conv
+from helpers.curvature.slicing import loss_pieces, losses_and_gradient, sliced_losses
 
 RESULTS = Path(__file__).parent / "results" / "peak.md"
 SLICE = 128

@@ -3,8 +3,8 @@ is it exact.
 
 Three ways to compute H v of the MSE loss on a fixed set of training examples:
 
-- retained double backward (the engine's :class:`helpers.curvature.HessianOperator`): one graph of ∇L built with
-  ``create_graph=True``, then one backward pass through it per product;
+- retained double backward (the engine's :class:`helpers.curvature.operators.HessianOperator`): one graph of ∇L built
+  with ``create_graph=True``, then one backward pass through it per product;
 - forward-over-reverse (``torch.func.jvp`` of ``torch.func.grad``, what the study's JAX code does), from scratch
   for every product;
 - central finite differences of two float64 gradients (step 1e-4 along the unit direction).
@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe_machine, timed, write_results
-from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig, c_grid
-from helpers.curvature import HessianOperator, finite_difference, forward_over_reverse, lanczos, model_loss
-from helpers.engine import run_unit
-from helpers.problem import load_sweep_data
-from helpers.losses import mse
+from helpers.nets.build import ModelSpec, build_model
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.curvature.operators import HessianOperator, finite_difference, forward_over_reverse, lanczos, model_loss
+from helpers.sweeps.engine import run_unit
+from helpers.sweeps.problem import load_sweep_data
+from helpers.nets.losses import mse
 
 RESULTS = Path(__file__).parent / "results" / "products.md"
 CASES = [("fcn", 4, 128, 2048), ("myrtle", 5, 16, 512), ("myrtle", 5, 16, 2048)]

@@ -1,6 +1,6 @@
 """Losses, gradients and Hessian products on a CPU: the whole set at once in the default layout, against slices
-that fit the cache (:mod:`helpers.slicing`) with convolutions in the channels-last layout
-(:class:`helpers.models.Conv`).
+that fit the cache (:mod:`helpers.curvature.slicing`) with convolutions in the channels-last layout
+(:class:`helpers.nets.models.Conv`).
 
 For each network, at initialization on Fashion-MNIST: the loss on the 2,560 examples of the chapters' training set
 without gradients (what L_t costs at every step), the loss and gradient on a batch of 512 (an SGD step), and one
@@ -19,14 +19,14 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks.machine import describe_machine, median_seconds, write_results
-from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig
-from helpers.curvature import HessianOperator
-from helpers.stacking import stack_models
-from helpers.problem import load_sweep_data
-from helpers.losses import mse
-from helpers.models import Conv
-from helpers.slicing import loss_pieces, losses_and_gradient, slice_size, sliced_losses
+from helpers.nets.build import ModelSpec, build_model
+from helpers.sweeps.config import SweepConfig
+from helpers.curvature.operators import HessianOperator
+from helpers.curvature.stacking import stack_models
+from helpers.sweeps.problem import load_sweep_data
+from helpers.nets.losses import mse
+from helpers.nets.models import Conv
+from helpers.curvature.slicing import loss_pieces, losses_and_gradient, slice_size, sliced_losses
 
 RESULTS = Path(__file__).parent / "results" / "slicing.md"
 CASES = [("myrtle", 5, 8), ("myrtle", 5, 16), ("myrtle", 5, 32), ("fcn", 4, 512), ("fcn", 2, 2048)]

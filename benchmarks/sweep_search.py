@@ -24,14 +24,14 @@ import torch
 from torch.func import functional_call, grad, jvp
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.build import ModelSpec, build_model
-from helpers.config import SweepConfig, c_grid
-from helpers.data import Data
-from helpers.device import default_device
-from helpers.engine import run_unit
-from helpers.problem import batch_order, load_sweep_data
-from helpers.losses import mse
-from helpers.phases import critical_constants
+from helpers.nets.build import ModelSpec, build_model
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.data.images import Data
+from helpers.core.device import default_device
+from helpers.sweeps.engine import run_unit
+from helpers.sweeps.problem import batch_order, load_sweep_data
+from helpers.nets.losses import mse
+from helpers.analysis.phases import critical_constants
 
 RESULTS = Path(__file__).parent / "results" / "sweep_search.md"
 

@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from helpers.data import DatasetUnavailable, load_dataset
-from helpers.files import FolderNotWritable
+from helpers.data.images import DatasetUnavailable, load_dataset
+from helpers.core.files import FolderNotWritable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def backend_of(args: argparse.Namespace):
     """The backend the arguments ask for."""
-    from helpers.backends import get_backend
+    from helpers.sweeps.backends import get_backend
 
     name = args.backend or ("dask" if args.scheduler or args.workers else "serial")
     options: dict = {"progress": True}
@@ -73,10 +73,10 @@ def backend_of(args: argparse.Namespace):
 
 def run_chapter_sweeps(args: argparse.Namespace) -> int:
     """Compute every unit of a chapter's sweeps that is not stored yet; report failures; exit non-zero on any."""
-    from helpers.chapter_params import chapter_parameters
-    from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, unique_configs
-    from helpers.store import ResultsStore
-    from helpers.sweep import SweepFailed, compute_missing
+    from helpers.chapters.parameters import chapter_parameters
+    from helpers.chapters.sweeps import SWEEPS, chapter_sweeps, unique_configs
+    from helpers.sweeps.store import ResultsStore
+    from helpers.sweeps.compute import SweepFailed, compute_missing
 
     chapter, presets = args.chapter, list(args.presets)
     if chapter.endswith((".yml", ".yaml")):  # params/<chapter>/<name>.yml

@@ -12,12 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from helpers.chapter_params import chapter_parameters  # noqa: E402
-from helpers.chapter_sweeps import phase_diagram_sweeps  # noqa: E402
-from helpers.files import write_bytes  # noqa: E402
-from helpers.phases import average_constants, critical_constants  # noqa: E402
-from helpers.plots import plot_phase_diagram  # noqa: E402
-from helpers.sweep import run_sweeps  # noqa: E402
+from helpers.chapters.parameters import chapter_parameters  # noqa: E402
+from helpers.chapters.sweeps import phase_diagram_sweeps  # noqa: E402
+from helpers.core.files import write_bytes  # noqa: E402
+from helpers.analysis.phases import average_constants, critical_constants  # noqa: E402
+from helpers.analysis.plots import plot_phase_diagram  # noqa: E402
+from helpers.sweeps.compute import run_sweeps  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "phase_diagram.png"
 

@@ -23,8 +23,9 @@ def executable_pages() -> list[Path]:
 
 
 def chapters() -> list[Path]:
-    """The chapters: the executable pages that have parameters (``helpers.chapter_params.DEFAULTS``, the one list)."""
-    from helpers.chapter_params import DEFAULTS
+    """The chapters: the executable pages that have parameters (``helpers.chapters.parameters.DEFAULTS``, the one
+    list)."""
+    from helpers.chapters.parameters import DEFAULTS
 
     return [BOOK / f"{name}.md" for name in DEFAULTS]
 

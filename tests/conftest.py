@@ -79,8 +79,8 @@ def preset_data_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_config(tiny_mnist, monkeypatch):
     """A seconds-sized sweep on the tiny MNIST files: FCN depth 2, width 4, 40 examples, λ^H on 16, 3 steps."""
-    from helpers.build import ModelSpec
-    from helpers.config import SweepConfig
+    from helpers.nets.build import ModelSpec
+    from helpers.sweeps.config import SweepConfig
 
     root, _ = tiny_mnist
     monkeypatch.setenv("EARLY_DYNAMICS_DATA", str(root))

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from helpers.ablations import early_peak, larger_verdict, majority_verdict, near_two_verdict, verdict
+from helpers.analysis.ablations import early_peak, larger_verdict, majority_verdict, near_two_verdict, verdict
 
 
 def _runs(seed: int, width: int, ratios: list[float], c: float = 1.0) -> list[dict]:

@@ -16,16 +16,16 @@ import pytest
 import torch
 from dask.distributed import Client
 
-from helpers import backends as backends_module
-from helpers.backends import (BACKENDS, Dask, Processes, Serial, compute_and_store, get_backend, local_cluster,
-                              register_backend, usable_cores)
-from helpers.build import ModelSpec
-from helpers.chapter_params import chapter_parameters
-from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, phase_diagram_sweeps, unique_configs
-from helpers.config import SweepConfig, c_grid
+from helpers.sweeps import backends as backends_module
+from helpers.sweeps.backends import (BACKENDS, Dask, Processes, Serial, compute_and_store, get_backend, local_cluster,
+                                     register_backend, usable_cores)
+from helpers.nets.build import ModelSpec
+from helpers.chapters.parameters import chapter_parameters
+from helpers.chapters.sweeps import SWEEPS, chapter_sweeps, phase_diagram_sweeps, unique_configs
+from helpers.sweeps.config import SweepConfig, c_grid
 from tests.conftest import numbers
-from helpers.store import ResultsStore
-from helpers.sweep import SweepFailed, compute_missing, compute_sweeps, run_sweep
+from helpers.sweeps.store import ResultsStore
+from helpers.sweeps.compute import SweepFailed, compute_missing, compute_sweeps, run_sweep
 from tests.chapters import BOOK, ROOT
 
 CONFIG = SweepConfig(model=ModelSpec("fcn", 2, 16), n_train=256, n_sharpness=64, batch_size=64, steps=3,
@@ -222,7 +222,7 @@ def test_command_line_rejects_unknown_preset_parameters(tmp_path):
 
 
 def test_every_stored_unit_is_a_line_with_the_count_and_the_time_left(tiny_config, tmp_path, capsys):
-    from helpers.sweep import compute_missing
+    from helpers.sweeps.compute import compute_missing
 
     config = tiny_config.updated(seeds=[0, 1, 2])
     assert compute_missing([config], ResultsStore(tmp_path), Serial()) == 3

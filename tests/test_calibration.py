@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.calibration import (SHIPPED, Protocol, calibrated_lr, calibration_folder, calibration_table, diagnosed,
-                                 extend, fit_rule, grid_outcomes, hits, job_path, load, mean_losses, protocol_key,
-                                 ranged, refinements, suggest, task, trained, with_anchors)
-from helpers.preparation import check_second_derivatives
-from helpers.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
+from helpers.diagnosis.calibration import (SHIPPED, Protocol, calibrated_lr, calibration_folder, calibration_table,
+                                           diagnosed, extend, fit_rule, grid_outcomes, hits, job_path, load,
+                                           mean_losses, protocol_key, ranged, refinements, suggest, task, trained,
+                                           with_anchors)
+from helpers.diagnosis.preparation import check_second_derivatives
+from helpers.diagnosis.zoo import FIT, IMAGE_MODELS, TEXT_MODELS, ZOO
 
 
 def _run(lr, seed, loss, diverged=False, skipped=False):
@@ -180,7 +181,7 @@ def test_a_shipped_row_is_recomputed():
 
 
 def test_the_calibrated_rule_reads_a_diagnosis_of_sgd_or_adam_and_refuses_others():
-    from helpers.diagnose import Diagnosis
+    from helpers.diagnosis.diagnose import Diagnosis
 
     per_seed = pd.DataFrame(dict(seed=[0, 1], sharpness0=[2.0, 4.0], c_loss=[1.0, 2.0], c_sharp=np.nan,
                                  c_max=[4.0, 8.0], c_loss_filled=False, c_sharp_filled=False, censored=[False, True]))

@@ -1,5 +1,5 @@
-"""Chapters: their parameters cells match ``helpers.chapter_params``, presets name real parameters, and every preset
-runs end to end through papermill (shrunk by the chapter's ``smoke.yml``) with clean outputs."""
+"""Chapters: their parameters cells match ``helpers.chapters.parameters``, presets name real parameters, and every
+preset runs end to end through papermill (shrunk by the chapter's ``smoke.yml``) with clean outputs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import papermill
 import pytest
 
-from helpers.chapter_params import DEFAULTS, ChapterParameters, chapter_parameters, read_preset
-from helpers.chapter_sweeps import SWEEPS, phase_diagram_sweeps
-from helpers.config import c_grid
+from helpers.chapters.parameters import DEFAULTS, ChapterParameters, chapter_parameters, read_preset
+from helpers.chapters.sweeps import SWEEPS, phase_diagram_sweeps
+from helpers.sweeps.config import c_grid
 from tests.chapters import BOOK, ROOT, chapters, executable_pages, parameters_cell_values, stray_outputs
 
 PRESETS = sorted((ROOT / "params").glob("*/*.yml"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.config import SweepConfig, c_grid
+from helpers.sweeps.config import SweepConfig, c_grid
 
 
 @pytest.mark.parametrize("change,match", [

@@ -7,20 +7,20 @@ import pytest
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from helpers.build import ModelSpec, build_model
-from helpers.curvature import (
-    HessianOperator,
-    exact_hessian,
-    finite_difference,
-    forward_over_reverse,
-    frobenius_norm_sq,
-    hutchinson_trace,
-    lanczos,
-    model_loss,
-    power_iteration,
-)
-from helpers.losses import cross_entropy, mse
-from helpers.stacking import stacked_loss
+from helpers.nets.build import ModelSpec, build_model
+from helpers.curvature.operators import (
+                                         HessianOperator,
+                                         exact_hessian,
+                                         finite_difference,
+                                         forward_over_reverse,
+                                         frobenius_norm_sq,
+                                         hutchinson_trace,
+                                         lanczos,
+                                         model_loss,
+                                         power_iteration,
+                                         )
+from helpers.nets.losses import cross_entropy, mse
+from helpers.curvature.stacking import stacked_loss
 
 
 def _problem(seed: int = 0, n: int = 48, width: int = 6, depth: int = 3, loss=mse):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import data
-from helpers.data import DatasetUnavailable, load_dataset, standardize
+from helpers.core.paths import REPOSITORY
+from helpers.data import images as data
+from helpers.data.images import DatasetUnavailable, load_dataset, standardize
 
 
 def test_mnist_idx_gz_files_load_standardized_with_one_hot(tiny_mnist):
@@ -129,12 +130,12 @@ def test_unknown_dataset_and_data_root_override(monkeypatch, tmp_path):
     monkeypatch.setenv(data.DATA_ENV_VAR, str(tmp_path))
     assert data.data_root() == tmp_path
     monkeypatch.delenv(data.DATA_ENV_VAR)
-    assert data.data_root() == Path(data.__file__).resolve().parent.parent / "data"
+    assert data.data_root() == REPOSITORY / "data"
 
 
 def _stage(source: str, root: str, barrier) -> str:
     """Stage the IDX files of ``source`` into the data root ``root`` (in a fresh process, all at once)."""
-    from helpers import data as data_module
+    from helpers.data import images as data_module
 
     raw = Path(root) / "MNIST" / "raw"
     barrier.wait()

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.diagnose import Diagnosis, diagnose
-from helpers.lr_study import study_grid
+from helpers.diagnosis.diagnose import Diagnosis, diagnose
+from helpers.diagnosis.tasks import study_grid
 
 
 def _data(n=48, d=6, k=3, seed=0):
@@ -253,7 +253,7 @@ def test_the_callers_random_state_is_untouched_and_a_dataloaders_batch_size_is_u
 
 
 def test_a_loss_held_high_is_divergent_and_a_censored_maximum_is_never_a_boundary():
-    from helpers.diagnose import held_divergent
+    from helpers.diagnosis.diagnose import held_divergent
 
     runs = pd.DataFrame(dict(seed=0, c=[1.0, 1.0, 2.0, 2.0], step=[0, 1, 0, 1], loss=[1.0, 0.5, 1.0, 2.5],
                              loss0=1.0, diverged=False))
@@ -321,8 +321,8 @@ def _runs(outcomes: dict[float, tuple[float, bool]], seed: int = 0) -> pd.DataFr
 
 
 def test_the_default_grid_extends_down_and_up_until_both_edges_are_inside_within_its_bounds():
-    from helpers.config import c_grid
-    from helpers.diagnose import HIGHEST, LOWEST, bracketing
+    from helpers.sweeps.config import c_grid
+    from helpers.diagnosis.diagnose import HIGHEST, LOWEST, bracketing
 
     grid = c_grid(6.0, 0.1)
     inside = _runs({grid[0]: (0.5, False), grid[1]: (1.2, False), grid[2]: (2.0, True)})
@@ -355,7 +355,7 @@ class Bounded(nn.Module):
 
 
 def test_a_model_that_never_diverges_extends_the_default_grid_to_its_bound_and_says_which_edge_is_missing():
-    from helpers.diagnose import HIGHEST
+    from helpers.diagnosis.diagnose import HIGHEST
 
     x, y = _data()
     report = diagnose(Bounded, x, y, seeds=(0,), held=None, quick=True, progress=False, steps=3)

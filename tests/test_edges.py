@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.data import Data
-from helpers.diagnose import diagnose
-from helpers.edges import critical_lr, first_update, preconditioned_sharpness
-from helpers.losses import mse
-from helpers.problem import Problem
+from helpers.data.images import Data
+from helpers.diagnosis.diagnose import diagnose
+from helpers.diagnosis.edges import critical_lr, first_update, preconditioned_sharpness
+from helpers.nets.losses import mse
+from helpers.sweeps.problem import Problem
 
 
 def _regression(n=64, d=5, k=2, seed=0):

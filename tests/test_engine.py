@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.build import build_model
-from helpers.config import SweepConfig, c_grid
-from helpers.curvature import exact_hessian, model_loss
-from helpers.engine import run_unit, walk_grid
-from helpers.problem import batch_order, diverged, load_sweep_data
-from helpers.losses import mse
-from helpers.phases import critical_constants
+from helpers.nets.build import build_model
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.curvature.operators import exact_hessian, model_loss
+from helpers.sweeps.engine import run_unit, walk_grid
+from helpers.rules import diverged
+from helpers.sweeps.problem import batch_order, load_sweep_data
+from helpers.nets.losses import mse
+from helpers.analysis.phases import critical_constants
 
 
 def test_one_engine_step_is_a_hand_computed_sgd_step(tiny_config):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.losses import LOSSES, cross_entropy, get_loss, mse
+from helpers.nets.losses import LOSSES, cross_entropy, get_loss, mse
 
 
 def test_mse_is_half_the_mean_over_batch_and_classes():
@@ -38,7 +38,7 @@ def test_loss_lookup():
 def test_cross_entropy_takes_class_labels_as_torchs_loss_does():
     import torch
 
-    from helpers.losses import cross_entropy
+    from helpers.nets.losses import cross_entropy
 
     gen = torch.Generator().manual_seed(0)
     f, labels = torch.randn(7, 5, generator=gen), torch.randint(0, 5, (7,), generator=gen)

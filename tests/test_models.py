@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from helpers.build import REGISTRY, ModelSpec, build_model
-from helpers.data import standardize
-from helpers.losses import mse
-from helpers.models import FCN, UV, Dense
-from helpers.outputs import output_norm
+from helpers.nets.build import REGISTRY, ModelSpec, build_model
+from helpers.data.images import standardize
+from helpers.nets.losses import mse
+from helpers.nets.models import FCN, UV, Dense
+from helpers.nets.outputs import output_norm
 
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
@@ -26,7 +26,7 @@ def registered() -> list[tuple[str, int, str, str]]:
 @pytest.mark.parametrize("arch,depth,parameterization,init", registered())
 def test_every_registered_model_maps_a_batch_to_ten_logits_and_has_a_hessian(arch, depth, parameterization, init,
                                                                              shape):
-    from helpers.curvature import HessianOperator, model_loss
+    from helpers.curvature.operators import HessianOperator, model_loss
 
     spec = ModelSpec(arch, depth, 4, parameterization, init=init)
     model = build_model(spec, shape, seed=0, device="cpu")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.phases import (average_constants, barrier_constants, barrier_flags, critical_constants, phase_of,
-                            polynomial_fit, rises, with_initial_sharpness)
+from helpers.analysis.phases import (average_constants, barrier_constants, barrier_flags, critical_constants,
+                                     polynomial_fit, with_initial_sharpness)
+from helpers.rules import phase_of, rises
 
 
 def _table(runs: dict[float, tuple[list[float], list[float], bool]], seed: int = 0) -> pd.DataFrame:
@@ -163,7 +164,7 @@ def test_panels_that_share_their_c_axis_show_every_point():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from helpers.plots import plot_phase_diagram
+    from helpers.analysis.plots import plot_phase_diagram
 
     fig, axes = plt.subplots(1, 2, sharey=True)
     tall, short = _averages(8.0), _averages(1.0)
@@ -176,7 +177,7 @@ def test_panels_that_share_their_c_axis_show_every_point():
 
 
 def test_one_phase_classifier_names_the_studys_four_phases_and_the_other_case():
-    from helpers.phases import PHASES, SHARPNESS_ONLY, phase_of
+    from helpers.rules import PHASES, SHARPNESS_ONLY, phase_of
 
     assert [phase_of(c, 2.0, 4.0, 8.0) for c in (0.5, 2.0, 3.0, 4.0, 8.0, 9.0)] == [
         PHASES[0], PHASES[1], PHASES[1], PHASES[2], PHASES[2], PHASES[3]]
@@ -214,7 +215,7 @@ def test_a_violation_is_observable_only_where_every_run_below_c_loss_and_c_sharp
 
 
 def test_a_trend_is_called_only_when_the_slope_stands_out_of_its_noise():
-    from helpers.phases import trend
+    from helpers.analysis.phases import trend
 
     x = np.array([0.01, 0.02, 0.04, 0.08])
     assert trend(x, 2 + 10 * x, se=np.full(4, 0.01)) == "rises"
@@ -226,7 +227,7 @@ def test_a_trend_is_called_only_when_the_slope_stands_out_of_its_noise():
 
 
 def test_early_spread_is_the_seed_to_seed_deviation_of_the_trajectories():
-    from helpers.phases import early_spread
+    from helpers.analysis.phases import early_spread
 
     a = _table({1.0: ([0.9, 0.8], [0.9, 0.9], False)}, seed=0)
     b = _table({1.0: ([0.7, 0.6], [0.9, 0.9], False)}, seed=1)
@@ -236,7 +237,7 @@ def test_early_spread_is_the_seed_to_seed_deviation_of_the_trajectories():
 
 
 def test_the_barrier_claim_counts_observed_initializations_and_names_the_exceptions():
-    from helpers.phases import barrier_claim
+    from helpers.analysis.phases import barrier_claim
 
     constants = pd.DataFrame(dict(depth=2, width=[32, 32, 128], seed=[0, 1, 0], c_sharp=[2.0, 3.0, 4.0],
                                   c_sharp_filled=[False, False, True], c_barrier=[2.0, 2.5, 1.0],

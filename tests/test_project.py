@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import device as device_module
+from helpers.core import device as device_module
 from tests.chapters import chapters, parameters_cell_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,8 @@ def test_every_chapter_has_one_parameters_cell_and_imports_from_helpers():
 
 def test_importing_helpers_changes_no_global_state():
     code = ("import torch; s = torch.random.get_rng_state(); d = torch.get_default_dtype();"
-            "import helpers, helpers.data, helpers.models, helpers.build, helpers.curvature, helpers.losses;"
+            "import helpers, helpers.data.images, helpers.nets.models, helpers.nets.build, helpers.nets.losses,"
+            " helpers.curvature.operators;"
             "assert torch.equal(s, torch.random.get_rng_state()) and d == torch.get_default_dtype()")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -69,21 +70,32 @@ def test_seeds_must_be_integers():
 
 
 def test_no_source_file_names_a_device_by_hand():
-    for path in list((ROOT / "helpers").glob("*.py")) + list((ROOT / "book").glob("*.md")):
+    for path in helpers_files() + list((ROOT / "book").glob("*.md")):
         assert ".cuda()" not in path.read_text(), path
+
+
+def helpers_files() -> list[Path]:
+    """Every module of ``helpers``, its subpackages included."""
+    return sorted((ROOT / "helpers").rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    """``helpers/sweeps/engine.py`` → ``helpers.sweeps.engine``; a package's ``__init__.py`` → the package."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" and len(parts) > 2 else parts)
 
 
 def helpers_imports() -> dict[str, set[str]]:
     """Module → the ``helpers`` modules it imports (anywhere in the file, function-level imports included)."""
     graph = {}
-    for path in (ROOT / "helpers").glob("*.py"):
+    for path in helpers_files():
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("helpers"):
                 found.add(node.module if node.module != "helpers" else "helpers.__init__")
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("helpers.")}
-        graph[f"helpers.{path.stem}"] = found - {f"helpers.{path.stem}"}
+        graph[module_name(path)] = found - {module_name(path)}
     return graph
 
 
@@ -117,12 +129,66 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_helpers_has_no_import_cycle():
     graph = helpers_imports()
-    assert "helpers.backends" in graph["helpers.sweep"]
+    assert "helpers.sweeps.backends" in graph["helpers.sweeps.compute"]
     assert find_cycle(graph) is None, " → ".join(find_cycle(graph))
 
 
+LAYERS = (("core",), ("rules",), ("data",), ("nets",), ("curvature",), ("sweeps",), ("analysis",),
+          ("chapters", "diagnosis"))
+"""The floors of ``helpers``, bottom first: a module imports from its own subpackage or from a lower floor only;
+the book (``chapters``) and the diagnosis tool share the top floor and do not import each other."""
+
+
+def floor(module: str) -> tuple[int, str]:
+    """A ``helpers`` module's floor and wing: ``helpers.sweeps.engine`` → (5, "sweeps"). The package's ``__init__``
+    (only ``__version__``) sits below every floor, ``__main__`` above."""
+    part = module.split(".")[1]
+    if part == "__init__":
+        return -1, part
+    if part == "__main__":
+        return len(LAYERS), part
+    return next(i for i, names in enumerate(LAYERS) if part in names), part
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import in ``graph`` that goes to a higher floor or to the other wing of the same floor."""
+    wrong = []
+    for module, imported in sorted(graph.items()):
+        (level, wing) = floor(module)
+        for other in sorted(imported):
+            other_level, other_wing = floor(other)
+            if other_level > level or (other_level == level and other_wing != wing):
+                wrong.append(f"{module} → {other}")
+    return wrong
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert upward_imports({"helpers.nets.uv": {"helpers.analysis.phases"}}) == \
+        ["helpers.nets.uv → helpers.analysis.phases"]
+    assert upward_imports({"helpers.chapters.chapter": {"helpers.diagnosis.diagnose"}})
+    assert not upward_imports({"helpers.sweeps.engine": {"helpers.rules", "helpers.sweeps.problem",
+                                                         "helpers.__init__"}})
+
+
+def test_helpers_is_layered_and_every_module_lives_on_a_floor():
+    graph = helpers_imports()
+    assert sorted(p.name for p in (ROOT / "helpers").glob("*.py")) == ["__init__.py", "__main__.py", "rules.py"]
+    assert {floor(m)[1] for m in graph} == {name for names in LAYERS for name in names} | {"__init__", "__main__"}
+    assert not upward_imports(graph), upward_imports(graph)
+
+
+def test_the_repository_is_found_from_the_package_whatever_a_module_s_depth():
+    from helpers.core.paths import REPOSITORY
+    from helpers.diagnosis.calibration import SHIPPED
+    from helpers.sweeps.store import shipped_root
+
+    assert (REPOSITORY / "pyproject.toml").is_file() and (REPOSITORY / "helpers" / "rules.py").is_file()
+    assert SHIPPED.is_dir() and any(SHIPPED.glob("*.json"))
+    assert len(list(shipped_root().glob("fcn-*"))) > 100
+
+
 def test_models_validate_against_the_registry_at_construction():
-    from helpers.build import REGISTRY, ModelSpec
+    from helpers.nets.build import REGISTRY, ModelSpec
 
     with pytest.raises(ValueError, match=r"arch='myrtle' has depths \[5, 7, 10\], got depth=4"):
         ModelSpec("myrtle", depth=4)
@@ -212,16 +278,16 @@ def test_a_stray_repr_in_a_notebook_cell_fails_under_nbval_unless_a_semicolon_hi
 
 def test_no_function_in_helpers_is_longer_than_60_lines():
     long = []
-    for path in sorted((ROOT / "helpers").glob("*.py")):
+    for path in helpers_files():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
-                long.append(f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+                long.append(f"{module_name(path)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
 
 
 def test_no_column_list_of_the_sweep_parameters_is_written_by_hand():
-    # the parameter columns and the sweep key come from the configuration dataclasses (helpers/schema.py) only
-    for path in (ROOT / "helpers").glob("*.py"):
+    # the parameter columns and the sweep key come from the configuration dataclasses (helpers/sweeps/schema.py) only
+    for path in helpers_files():
         text = path.read_text()
         assert "MODEL_KEYS" not in text and ("PARAMETER_COLUMNS = {" not in text), path.name
 

@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.chapter_params import chapter_parameters
-from helpers.chapter_sweeps import saturation_c_values
-from helpers.config import c_grid
-from helpers.saturation import (chi_from_runs, critical_c, critical_c_argmin, grid_spacing, leading_curve,
-                                saturation_step, saturation_window, savgol_derivatives, steepest_drop, transient_end)
+from helpers.chapters.parameters import chapter_parameters
+from helpers.chapters.sweeps import saturation_c_values
+from helpers.sweeps.config import c_grid
+from helpers.analysis.saturation import (chi_from_runs, critical_c, critical_c_argmin, grid_spacing, leading_curve,
+                                         saturation_step, saturation_window, savgol_derivatives, steepest_drop,
+                                         transient_end)
 
 
 def test_tau_rounds_half_up_and_is_at_least_one_at_the_grid_ends():
@@ -134,7 +135,7 @@ def _plateau_then_drop(c: np.ndarray, c0: float = 2.0, width: float = 0.15, low:
 
 
 def test_the_curvature_in_c_is_the_chain_rule_of_the_curvature_in_x():
-    from helpers.saturation import curvatures
+    from helpers.analysis.saturation import curvatures
 
     c = 2.0 ** np.arange(-1, 2.21, 0.05)
     d2x, d2c = curvatures(c, _plateau_then_drop(c, width=0.4), window=7, order=3)
@@ -150,7 +151,7 @@ def test_the_curvature_in_c_is_the_chain_rule_of_the_curvature_in_x():
 
 
 def test_definition_4_in_c_and_in_x_differ_on_a_broad_drop_as_the_chain_rule_says():
-    from helpers.saturation import critical_c_both
+    from helpers.analysis.saturation import critical_c_both
 
     c = 2.0 ** np.arange(-1, 3.01, 0.1)
     sharp = critical_c_both(c, _plateau_then_drop(c, width=0.05), window=7, order=3)
@@ -161,7 +162,7 @@ def test_definition_4_in_c_and_in_x_differ_on_a_broad_drop_as_the_chain_rule_say
 
 
 def test_stage1_holds_for_a_flat_plateau_and_not_for_a_curve_that_declines_from_the_start():
-    from helpers.saturation import stage1
+    from helpers.analysis.saturation import stage1
 
     rng = np.random.default_rng(0)
     c = 2.0 ** np.arange(-1, 2.21, 0.1)
@@ -177,7 +178,7 @@ def test_stage1_holds_for_a_flat_plateau_and_not_for_a_curve_that_declines_from_
 
 
 def test_the_saturation_table_reports_c_crit_only_where_stage1_holds():
-    from helpers.saturation import saturation_table
+    from helpers.analysis.saturation import saturation_table
 
     c = 2.0 ** np.arange(-1, 2.21, 0.1)
     rows = [dict(depth=2, width=2048, c=v, chi=x, chi_se=0.01, n_init=5) for v, x in zip(c, _plateau_then_drop(c))]

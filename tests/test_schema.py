@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from helpers.build import ModelSpec
-from helpers.config import SweepConfig
-from helpers.phases import average_constants, critical_constants
-from helpers.schema import PARAMETER_COLUMNS, RENAMED, SWEEP, sweep_key
-from helpers.sweep import run_sweeps
+from helpers.nets.build import ModelSpec
+from helpers.sweeps.config import SweepConfig
+from helpers.analysis.phases import average_constants, critical_constants
+from helpers.sweeps.schema import PARAMETER_COLUMNS, RENAMED, SWEEP, sweep_key
+from helpers.sweeps.compute import run_sweeps
 
 
 def test_every_scalar_parameter_is_a_column_and_every_parameter_is_in_the_key():
@@ -27,7 +27,7 @@ def test_every_scalar_parameter_is_a_column_and_every_parameter_is_in_the_key():
 
 
 def test_two_sweeps_differing_only_in_n_sharpness_are_never_pooled(tiny_config, tmp_path):
-    from helpers.store import ResultsStore
+    from helpers.sweeps.store import ResultsStore
 
     store = ResultsStore(tmp_path)
     configs = [tiny_config.updated(seeds=[0, 1], n_sharpness=n, c_values=[1.0, 2.0, 4.0, 8.0]) for n in (8, 16)]

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.chapter_params import chapter_parameters
-from helpers.chapter_sweeps import SWEEPS, chapter_sweeps, unique_configs
-from helpers.engine import compute_unit
-from helpers.phases import critical_constants
-from helpers.schema import NUMERICS_VERSION, SWEEP
-from helpers.store import ResultsStore, folder_name
+from helpers.chapters.parameters import chapter_parameters
+from helpers.chapters.sweeps import SWEEPS, chapter_sweeps, unique_configs
+from helpers.sweeps.engine import compute_unit
+from helpers.analysis.phases import critical_constants
+from helpers.sweeps.schema import NUMERICS_VERSION, SWEEP
+from helpers.sweeps.store import ResultsStore, folder_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "store"

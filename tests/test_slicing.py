@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch.func import functional_call, grad
 
-from helpers.build import ModelSpec, build_model
-from helpers.curvature import HessianOperator, exact_hessian
-from helpers.stacking import stack_models
-from helpers.losses import cross_entropy, mse
-from helpers.slicing import largest_activation, loss_pieces, losses_and_gradient, slice_size, sliced_losses, spans
+from helpers.nets.build import ModelSpec, build_model
+from helpers.curvature.operators import HessianOperator, exact_hessian
+from helpers.curvature.stacking import stack_models
+from helpers.nets.losses import cross_entropy, mse
+from helpers.curvature.slicing import (largest_activation, loss_pieces, losses_and_gradient, slice_size, sliced_losses,
+                                       spans)
 
 
 def _cnn(n: int = 13):

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.build import ModelSpec
-from helpers.config import SweepConfig, c_grid
-from helpers.engine import compute_unit
-from helpers.phases import critical_constants, rises
-from helpers.schema import SWEEP
+from helpers.nets.build import ModelSpec
+from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.sweeps.engine import compute_unit
+from helpers.analysis.phases import critical_constants
+from helpers.rules import rises
+from helpers.sweeps.schema import SWEEP
 
 CONFIG = SweepConfig(model=ModelSpec("fcn", 2, 32), n_train=512, n_sharpness=128, batch_size=128, steps=10,
                      c_values=c_grid(6.0, 0.25))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import backends as backends_module
-from helpers.files import HOST, FolderNotWritable, check_writable, temporary_name
-from helpers.store import ResultsStore, _decode, config_key
-from helpers.sweep import compute_missing, run_sweep
+from helpers.sweeps import backends as backends_module
+from helpers.core.files import HOST, FolderNotWritable, check_writable, temporary_name
+from helpers.sweeps.store import ResultsStore, _decode, config_key
+from helpers.sweeps.compute import compute_missing, run_sweep
 from tests.conftest import numbers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_store_returns_stored_results_and_recomputes_on_any_change(tiny_config, 
 
 
 def test_stored_values_are_the_computed_ones_bit_for_bit(tiny_config, tmp_path):
-    from helpers.engine import compute_unit
+    from helpers.sweeps.engine import compute_unit
 
     config = tiny_config.updated(interpolation_points=5, seeds=[0])
     unit = compute_unit(config, 0)
@@ -114,9 +114,9 @@ def _save_same_unit(root: str, data_root: str, barrier) -> str:
     os.environ["EARLY_DYNAMICS_DATA"] = data_root
     import torch
 
-    from helpers.build import ModelSpec
-    from helpers.config import SweepConfig
-    from helpers.engine import compute_unit
+    from helpers.nets.build import ModelSpec
+    from helpers.sweeps.config import SweepConfig
+    from helpers.sweeps.engine import compute_unit
 
     torch.set_num_threads(1)
     config = SweepConfig(model=ModelSpec("fcn", 2, 4), dataset="mnist", n_train=40, n_sharpness=16, batch_size=8,
@@ -141,11 +141,11 @@ def test_concurrent_writers_of_one_unit_leave_one_whole_unit(tiny_config, tmp_pa
 
 SWEEP_SCRIPT = textwrap.dedent("""
     import sys, torch
-    from helpers.build import ModelSpec
-    from helpers.config import SweepConfig
-    from helpers.store import ResultsStore
-    from helpers.sweep import compute_missing
-    from helpers.backends import Serial
+    from helpers.nets.build import ModelSpec
+    from helpers.sweeps.config import SweepConfig
+    from helpers.sweeps.store import ResultsStore
+    from helpers.sweeps.compute import compute_missing
+    from helpers.sweeps.backends import Serial
     torch.set_num_threads(1)
     config = SweepConfig(model=ModelSpec("fcn", 2, 16), dataset="mnist", n_train=40, n_sharpness=16, batch_size=8,
                          steps=3, c_values=tuple(2 ** (x / 4) for x in range(24)), seeds=tuple(range(12)),
@@ -240,7 +240,7 @@ def test_a_full_folder_is_reported_before_any_work(tiny_config, tmp_path, monkey
 
 
 def test_a_write_refused_midway_names_the_folder_and_leaves_no_temporary(tmp_path, monkeypatch):
-    from helpers import files
+    from helpers.core import files
 
     def refuse(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -255,7 +255,7 @@ def test_a_write_refused_midway_names_the_folder_and_leaves_no_temporary(tmp_pat
 
 
 def test_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
-    from helpers.files import remove_stale_temporaries
+    from helpers.core.files import remove_stale_temporaries
 
     live = temporary_name(tmp_path / "a.csv.gz")
     live.write_text("x")
@@ -282,6 +282,6 @@ def test_the_shipped_store_is_read_under_the_local_one_and_never_written(tiny_co
 
 
 def run_sweep_unit(config):
-    from helpers.engine import compute_unit
+    from helpers.sweeps.engine import compute_unit
 
     return compute_unit(config, 0)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers.data import DatasetUnavailable
-from helpers.text import char_sequences, load_corpus
+from helpers.data.images import DatasetUnavailable
+from helpers.data.text import char_sequences, load_corpus
 
 
 def test_the_corpus_skips_indexes_and_the_sequences_shift_by_one(tmp_path):

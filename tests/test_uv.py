@@ -7,17 +7,17 @@ import pytest
 import sympy as sp
 import torch
 
-from helpers.models import UV
-from helpers.uv import (
-    hessian_frobenius_sq,
-    hessian_top_eigenvalue,
-    hessian_trace,
-    initial_state,
-    simulate,
-    uv_critical_constants,
-    uv_step,
-)
-from helpers.uv_symbolic import moment_f_over_lambda, w
+from helpers.nets.models import UV
+from helpers.nets.uv import (
+                             hessian_frobenius_sq,
+                             hessian_top_eigenvalue,
+                             hessian_trace,
+                             initial_state,
+                             simulate,
+                             uv_critical_constants,
+                             uv_step,
+                             )
+from helpers.nets.uv_symbolic import moment_f_over_lambda, w
 
 
 def _torch_state(width: int, seed: int):

@@ -1,0 +1,1 @@
+"""What a sweep's table says: constants and phases, saturation, ablations, figures."""

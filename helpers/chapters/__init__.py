@@ -1,0 +1,1 @@
+"""The book's chapters: their parameters, sweeps and costs, opened in one call."""

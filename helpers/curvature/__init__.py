@@ -1,0 +1,1 @@
+"""Hessian-vector products and their estimators, for one model or many stacked as one."""

@@ -1,0 +1,1 @@
+"""The datasets as the study preprocesses them, and the text corpus."""

@@ -1,0 +1,1 @@
+"""The study's networks, their output variants, losses, and the uv model."""

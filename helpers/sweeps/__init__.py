@@ -1,0 +1,1 @@
+"""The sweep engine: configurations, their tables, training, the results store and backends."""

@@ -1,0 +1,168 @@
+"""Results on disk: one folder per sweep configuration, keyed by every parameter and the numerics version
+(:mod:`helpers.sweeps.schema`); one gzip-compressed CSV per table of a unit (one configuration × one initialization).
+
+Two layers: the *local* store (``results/``, or ``$EARLY_DYNAMICS_RESULTS``), where everything computed here is
+written, over the *shipped* store (``store/`` in the repository, or ``$EARLY_DYNAMICS_SHIPPED``; empty: none), which
+holds the results of every chapter's defaults and is only read. A unit is looked up in the local store first.
+
+A unit counts as stored once its table of runs is in place. Tables are written under unique temporary names and
+renamed (the interpolated losses first, the runs last), so a reader sees a whole unit or none, two writers of one
+unit never clash, and a killed writer leaves only a temporary, deleted by the next save in its folder. gzip's own
+checksum catches a file damaged later (a full disk, a copy cut short): it is reported, deleted and computed again.
+Values measured in float32 are stored with float32's shortest exact digits and read back bit for bit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import __version__
+from helpers.sweeps.config import SweepConfig
+from helpers.core.files import FolderNotWritable, check_writable, remove_stale_temporaries, write_bytes, write_text
+from helpers.core.paths import configured_folder
+from helpers.sweeps.schema import FLOAT32_COLUMNS, INTERPOLATION_COLUMNS, NUMERICS_VERSION, Unit, sweep_key
+
+RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
+SHIPPED_ENV_VAR = "EARLY_DYNAMICS_SHIPPED"
+DAMAGED = (OSError, EOFError, zlib.error, ValueError, pd.errors.ParserError)
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """``root`` if given, else ``$EARLY_DYNAMICS_RESULTS``, else ``results/`` in the repository."""
+    return configured_folder(root, RESULTS_ENV_VAR, "results")
+
+
+def shipped_root() -> Path | None:
+    """The shipped store: ``$EARLY_DYNAMICS_SHIPPED`` if set (empty: none), else ``store/`` in the repository."""
+    value = os.environ.get(SHIPPED_ENV_VAR)
+    if value is not None:
+        return Path(value) if value else None
+    return configured_folder(None, SHIPPED_ENV_VAR, "store")
+
+
+def config_key(config: SweepConfig) -> str:
+    """The sweep key of ``config`` (:func:`helpers.sweeps.schema.sweep_key`)."""
+    return sweep_key(config)
+
+
+def _encode(table: pd.DataFrame) -> bytes:
+    """A table as gzip-compressed CSV, float32 measurements with float32's digits, ``lr`` left out (it is c/λ^H_0)."""
+    table = table.drop(columns="lr", errors="ignore")
+    table = table.astype({name: np.float32 for name in FLOAT32_COLUMNS if name in table.columns})
+    return gzip.compress(table.to_csv(index=False).encode(), mtime=0)
+
+
+def _decode(blob: bytes) -> pd.DataFrame:
+    table = pd.read_csv(io.BytesIO(gzip.decompress(blob)))
+    for name in FLOAT32_COLUMNS:
+        if name in table.columns:
+            table[name] = table[name].astype(np.float32).astype(np.float64)
+    if {"c", "sharpness0"} <= set(table.columns) and "lr" not in table.columns:
+        table.insert(2, "lr", table["c"] / table["sharpness0"])
+    return table
+
+
+def folder_name(config: SweepConfig) -> str:
+    """A sweep's folder, named by its main hyperparameters and its key."""
+    m = config.model
+    value = "" if m.output_value is None else f"{m.output_value:g}"
+    return (f"{m.arch}-d{m.depth}-w{m.width}-{m.parameterization}-{m.output}{value}-{config.loss}-{config.dataset}-"
+            f"{sweep_key(config)}")
+
+
+class ResultsStore:
+    """Units of sweeps stored under ``root`` (written here), over the read-only ``shipped`` store (default:
+    :func:`shipped_root`; None: none), one folder per sweep configuration."""
+
+    def __init__(self, root: str | os.PathLike | None = None, shipped: str | os.PathLike | None | bool = True) -> None:
+        self.root = results_root(root)
+        chosen = shipped_root() if shipped is True else (Path(shipped) if shipped else None)
+        self.shipped = None if chosen is not None and chosen.resolve() == self.root.resolve() else chosen
+
+    def folder(self, config: SweepConfig) -> Path:
+        """The folder of a sweep in the local store."""
+        return self.root / folder_name(config)
+
+    def unit_path(self, config: SweepConfig, seed: int) -> Path:
+        """The unit's table of runs (its presence marks the unit as stored)."""
+        return self.folder(config) / f"seed-{seed}.csv.gz"
+
+    def interpolation_path(self, config: SweepConfig, seed: int) -> Path:
+        """The unit's table of interpolated losses (only for sweeps that measure them)."""
+        return self.folder(config) / f"seed-{seed}.interpolation.csv.gz"
+
+    def check_writable(self) -> None:
+        """Raise one clear :class:`~helpers.core.files.FolderNotWritable` line, before any work, when the store cannot
+        take results."""
+        check_writable(self.root, f"point ${RESULTS_ENV_VAR} (or --results) at a writable folder with free space")
+
+    def _read(self, config: SweepConfig, seed: int) -> Unit | None:
+        for root in [self.root] + ([self.shipped] if self.shipped else []):
+            folder = root / folder_name(config)
+            path, extra = folder / f"seed-{seed}.csv.gz", folder / f"seed-{seed}.interpolation.csv.gz"
+            if not path.exists():
+                continue
+            try:
+                runs = _decode(path.read_bytes())
+                interpolation = (_decode(extra.read_bytes()) if config.interpolation_points else
+                                 pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
+            except DAMAGED as err:
+                warnings.warn(f"{path} is damaged ({type(err).__name__}); it will be computed again", RuntimeWarning,
+                              stacklevel=3)
+                if root == self.root:
+                    self.discard(config, seed)
+                continue
+            return Unit(runs, interpolation)
+        return None
+
+    def is_stored(self, config: SweepConfig, seed: int) -> bool:
+        """Whether the unit is stored and intact; a damaged one is reported with a warning and deleted, so that it is
+        computed again."""
+        return self._read(config, seed) is not None
+
+    def load(self, config: SweepConfig, seed: int) -> Unit | None:
+        """The stored unit, or None when it has not been computed or was damaged (see :meth:`is_stored`)."""
+        return self._read(config, seed)
+
+    def discard(self, config: SweepConfig, seed: int) -> None:
+        """Delete a unit's files."""
+        for path in (self.interpolation_path(config, seed), self.unit_path(config, seed)):
+            path.unlink(missing_ok=True)
+
+    def save(self, config: SweepConfig, seed: int, unit: Unit) -> Path:
+        """Store one unit (the interpolated losses, then the runs), with ``config.json`` beside it."""
+        folder = self.folder(config)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder)
+            meta = folder / "config.json"
+            if not meta.exists():
+                write_text(meta, json.dumps({"config": config.key_dict(), "numerics": NUMERICS_VERSION,
+                                             "written_by": __version__}, indent=1, default=str))
+            if config.interpolation_points:
+                write_bytes(self.interpolation_path(config, seed), _encode(unit.interpolation))
+            write_bytes(self.unit_path(config, seed), _encode(unit.runs))
+        except FolderNotWritable as err:
+            raise FolderNotWritable(err.errno, f"{err}; point ${RESULTS_ENV_VAR} (or --results) at a writable "
+                                               "folder with free space") from None
+        return self.unit_path(config, seed)
+
+    def stored_units(self, shipped: bool = False) -> Iterator[tuple[dict, int, Path]]:
+        """Every unit in the local store (or the shipped one): (the ``config.json`` of its folder, seed, path of its
+        runs)."""
+        root = self.shipped if shipped else self.root
+        for meta in sorted(root.glob("*/config.json")) if root else []:
+            description = json.loads(meta.read_text())
+            for path in sorted(meta.parent.glob("seed-*.csv.gz")):
+                if not path.name.endswith(".interpolation.csv.gz"):
+                    yield description, int(path.name.split("-")[1].split(".")[0]), path
