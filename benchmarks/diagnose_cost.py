@@ -19,7 +19,8 @@ from helpers.sweeps.config import c_grid
 from helpers.data.images import load_dataset
 from helpers.core.device import default_device
 from helpers.diagnosis.diagnose import diagnose
-from helpers.diagnosis.tasks import CharTransformer, SmallCNN, adam, label_loss, next_token_loss, range_test
+from helpers.diagnosis.tasks import Task, adam, label_loss, next_token_loss, range_test
+from helpers.diagnosis.zoo import CharTransformer, SmallCNN
 from helpers.data.text import char_sequences, load_corpus
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_cost.md"
@@ -29,9 +30,10 @@ def models(p) -> dict:
     """The chapter's two models with their training data and loss."""
     fashion = load_dataset("fashion-mnist", size=p.cnn_n_train, seed=0)
     text = char_sequences(load_corpus(), p.text_length, p.text_n_train, seed=0)
-    return {"cnn": (lambda: SmallCNN(p.cnn_channels), fashion.x, fashion.labels, label_loss),
-            "transformer": (lambda: CharTransformer(len(text.vocab), p.text_length, p.text_d_model,
-                                                    layers=p.text_layers), text.x, text.y, next_token_loss)}
+    none = (fashion.x[:0], fashion.labels[:0])   # no held-out data: the range test and the diagnosis need none
+    return {"cnn": Task(lambda: SmallCNN(p.cnn_channels), fashion.x, fashion.labels, none, label_loss),
+            "transformer": Task(lambda: CharTransformer(len(text.vocab), p.text_length, p.text_d_model,
+                                                        layers=p.text_layers), text.x, text.y, none, next_token_loss)}
 
 
 def seconds(fn, repeats: int) -> float:
@@ -43,14 +45,15 @@ def seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def row(name: str, build, x, y, loss, p, grid, repeats: int) -> str:
+def row(name: str, t: Task, p, grid, repeats: int) -> str:
     """One model's table row: the range test, the quick diagnosis and the chapter's diagnosis."""
+    build, x, y, loss = t.build, t.x, t.y, t.loss
     common = dict(batch_size=p.batch_size, steps=p.diagnose_steps, c_values=grid, progress=False)
-    range_s = seconds(lambda: range_test(build, x, y, loss, batch_size=p.batch_size, seed=0, num_iter=p.range_iters),
+    range_s = seconds(lambda: range_test(t, batch_size=p.batch_size, seed=0, num_iter=p.range_iters),
                       repeats)
     quick_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, quick=True, **common),
                       repeats)
-    adam_range_s = seconds(lambda: range_test(build, x, y, loss, batch_size=p.batch_size, seed=0, start_lr=1e-6,
+    adam_range_s = seconds(lambda: range_test(t, batch_size=p.batch_size, seed=0, start_lr=1e-6,
                                               end_lr=1.0, num_iter=p.range_iters, optimizer=adam), repeats)
     edge_grid = c_grid(p.edge_c_x[1], p.edge_c_x[2], p.edge_c_x[0])
     adam_s = seconds(lambda: diagnose(build, x[: p.n_diagnose], y[: p.n_diagnose], loss, quick=True, optimizer=adam,
@@ -73,8 +76,8 @@ def main() -> None:
              "| model | range test (s) | diagnose quick=True (s) | ratio | diagnose as in 07 (s) | ratio | "
              "Adam: range test (s) | Adam: diagnose quick=True (s) | ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, (build, x, y, loss) in models(p).items():
-        lines.append(row(name, build, x, y, loss, p, grid, args.repeats))
+    for name, t in models(p).items():
+        lines.append(row(name, t, p, grid, args.repeats))
         print(lines[-1], flush=True)
     write_results(RESULTS, lines)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import describe_machine, write_results
-from helpers.diagnosis.calibration import Protocol, Task, task
+from helpers.diagnosis.calibration import Protocol, task
 from helpers.chapters.parameters import chapter_parameters
 from helpers.core.device import default_device
 from helpers.diagnosis.diagnose import diagnose
-from helpers.diagnosis.tasks import CharTransformer, SmallCNN, range_test
-from helpers.diagnosis.zoo import ZOO
+from helpers.diagnosis.tasks import Task, range_test
+from helpers.diagnosis.zoo import ZOO, CharTransformer, SmallCNN
 
 RESULTS = Path(__file__).parent / "results" / "diagnose_zoo.md"
 
@@ -59,7 +59,7 @@ def measure(name: str, p: Protocol, kinds: tuple[str, ...] = ("quick", "full")) 
     x, y = t.x[: p.n_diagnose], t.y[: p.n_diagnose]
     out = {"model": name}
     start = time.perf_counter()
-    range_test(t.build, t.x, t.y, t.loss, batch_size=p.batch_size, seed=0, num_iter=p.range_iters)
+    range_test(t, batch_size=p.batch_size, seed=0, num_iter=p.range_iters)
     out["range"] = time.perf_counter() - start
     for kind, quick in (("quick", True), ("full", False)):
         if kind not in kinds:

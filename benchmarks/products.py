@@ -25,7 +25,8 @@ import torch
 from benchmarks.machine import describe_machine, timed, write_results
 from helpers.nets.build import ModelSpec, build_model
 from helpers.sweeps.config import SweepConfig, c_grid
-from helpers.curvature.operators import HessianOperator, finite_difference, forward_over_reverse, lanczos, model_loss
+from helpers.curvature.operators import HessianOperator, lanczos, model_loss
+from helpers.curvature.reference import finite_difference, forward_over_reverse
 from helpers.sweeps.engine import run_unit
 from helpers.sweeps.problem import load_sweep_data
 from helpers.nets.losses import mse

@@ -181,7 +181,8 @@ def test_a_shipped_row_is_recomputed():
 
 
 def test_the_calibrated_rule_reads_a_diagnosis_of_sgd_or_adam_and_refuses_others():
-    from helpers.diagnosis.diagnose import Diagnosis
+    from helpers.diagnosis import Diagnosis
+    from helpers.diagnosis.edges import OptimizerIdentity
 
     per_seed = pd.DataFrame(dict(seed=[0, 1], sharpness0=[2.0, 4.0], c_loss=[1.0, 2.0], c_sharp=np.nan,
                                  c_max=[4.0, 8.0], c_loss_filled=False, c_sharp_filled=False, censored=[False, True]))
@@ -190,4 +191,4 @@ def test_the_calibrated_rule_reads_a_diagnosis_of_sgd_or_adam_and_refuses_others
     # seed 0: 0.5·lr_max = 0.5·2; seed 1 is censored: 3·lr_loss = 3·0.5; their geometric mean
     assert calibrated_lr(report, rule) == pytest.approx(math.sqrt(1.0 * 1.5))
     with pytest.raises(ValueError, match="calibrated for plain SGD and Adam"):
-        calibrated_lr(Diagnosis(per_seed, (1.0,), pd.DataFrame(), 10, optimizer="RMSprop"), rule)
+        calibrated_lr(Diagnosis(per_seed, (1.0,), pd.DataFrame(), 10, optimizer=OptimizerIdentity("RMSprop")), rule)

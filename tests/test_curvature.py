@@ -8,17 +8,9 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 from helpers.nets.build import ModelSpec, build_model
-from helpers.curvature.operators import (
-                                         HessianOperator,
-                                         exact_hessian,
-                                         finite_difference,
-                                         forward_over_reverse,
-                                         frobenius_norm_sq,
-                                         hutchinson_trace,
-                                         lanczos,
-                                         model_loss,
-                                         power_iteration,
-                                         )
+from helpers.curvature.operators import (HessianOperator, frobenius_norm_sq, hutchinson_trace, lanczos, model_loss,
+                                         power_iteration)
+from helpers.curvature.reference import exact_hessian, finite_difference, forward_over_reverse
 from helpers.nets.losses import cross_entropy, mse
 from helpers.curvature.stacking import stacked_loss
 

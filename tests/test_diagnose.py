@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.diagnosis.diagnose import Diagnosis, diagnose
+from helpers.diagnosis import Diagnosis, diagnose
 from helpers.diagnosis.tasks import study_grid
 
 
@@ -253,7 +253,7 @@ def test_the_callers_random_state_is_untouched_and_a_dataloaders_batch_size_is_u
 
 
 def test_a_loss_held_high_is_divergent_and_a_censored_maximum_is_never_a_boundary():
-    from helpers.diagnosis.diagnose import held_divergent
+    from helpers.diagnosis.seeds import held_divergent
 
     runs = pd.DataFrame(dict(seed=0, c=[1.0, 1.0, 2.0, 2.0], step=[0, 1, 0, 1], loss=[1.0, 0.5, 1.0, 2.5],
                              loss0=1.0, diverged=False))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from helpers.data.images import Data
-from helpers.diagnosis.diagnose import diagnose
+from helpers.diagnosis import diagnose
 from helpers.diagnosis.edges import critical_lr, first_update, preconditioned_sharpness
 from helpers.nets.losses import mse
 from helpers.sweeps.problem import Problem
@@ -137,4 +137,5 @@ def test_an_optimizer_diagnosis_leaves_the_callers_model_and_random_state_as_the
                       optimizer=lambda p: torch.optim.AdamW(p, weight_decay=0.1))
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert report.optimizer.startswith("AdamW") and "weight decay 0.1" in report.optimizer
+    assert report.optimizer.name == "AdamW" and report.optimizer.weight_decay == 0.1
+    assert str(report.optimizer).startswith("AdamW (") and "weight decay 0.1" in str(report.optimizer)

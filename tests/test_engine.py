@@ -12,7 +12,8 @@ import torch
 
 from helpers.nets.build import build_model
 from helpers.sweeps.config import SweepConfig, c_grid
-from helpers.curvature.operators import exact_hessian, model_loss
+from helpers.curvature.operators import model_loss
+from helpers.curvature.reference import exact_hessian
 from helpers.sweeps.engine import run_unit, walk_grid
 from helpers.rules import diverged
 from helpers.sweeps.problem import batch_order, load_sweep_data

@@ -285,6 +285,27 @@ def test_no_function_in_helpers_is_longer_than_60_lines():
     assert not long, long
 
 
+def test_no_module_in_helpers_is_longer_than_250_lines():
+    long = [f"{module_name(p)} ({n} lines)" for p in helpers_files() if (n := len(p.read_text().splitlines())) > 250]
+    assert not long, long
+
+
+def test_only_the_public_diagnose_takes_more_than_8_parameters():
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT / "helpers"), "--select", "PLR0913",
+                          "--config", "lint.pylint.max-args = 8", "--output-format", "concise"],
+                         capture_output=True, text=True)
+    found = [line for line in run.stdout.splitlines() if "PLR0913" in line]
+    assert len(found) == 1 and "helpers/diagnosis/diagnose.py" in found[0], run.stdout
+    assert "def diagnose(" in (ROOT / "helpers/diagnosis/diagnose.py").read_text().splitlines()[
+        int(found[0].split(":")[1]) - 1]
+
+
+def test_the_study_s_divergence_threshold_is_written_once():
+    literal = [f"{module_name(p)}:{i}" for p in helpers_files() if p.name != "rules.py"
+               for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"=\s*1e5\b", line)]
+    assert not literal, literal
+
+
 def test_no_column_list_of_the_sweep_parameters_is_written_by_hand():
     # the parameter columns and the sweep key come from the configuration dataclasses (helpers/sweeps/schema.py) only
     for path in helpers_files():

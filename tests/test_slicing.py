@@ -7,7 +7,8 @@ import torch
 from torch.func import functional_call, grad
 
 from helpers.nets.build import ModelSpec, build_model
-from helpers.curvature.operators import HessianOperator, exact_hessian
+from helpers.curvature.operators import HessianOperator
+from helpers.curvature.reference import exact_hessian
 from helpers.curvature.stacking import stack_models
 from helpers.nets.losses import cross_entropy, mse
 from helpers.curvature.slicing import (largest_activation, loss_pieces, losses_and_gradient, slice_size, sliced_losses,

@@ -8,15 +8,8 @@ import sympy as sp
 import torch
 
 from helpers.nets.models import UV
-from helpers.nets.uv import (
-                             hessian_frobenius_sq,
-                             hessian_top_eigenvalue,
-                             hessian_trace,
-                             initial_state,
-                             simulate,
-                             uv_critical_constants,
-                             uv_step,
-                             )
+from helpers.nets.uv import (hessian_frobenius_sq, hessian_top_eigenvalue, hessian_trace, initial_state, simulate,
+                             uv_critical_constants, uv_step)
 from helpers.nets.uv_symbolic import moment_f_over_lambda, w
 
 

@@ -56,19 +56,48 @@ def make_optimizer(factory: OptimizerFactory, params, lr: float) -> torch.optim.
     return optimizer
 
 
-def describe(optimizer: torch.optim.Optimizer) -> str:
-    """The optimizer's name and the settings that move its edge, e.g. ``SGD (momentum 0.9)``, ``Adam (β₁ 0.9)``."""
-    group, name = optimizer.param_groups[0], type(optimizer).__name__
-    settings = []
-    if isinstance(optimizer, torch.optim.SGD):
-        settings += [f"momentum {group['momentum']:g}"] if group["momentum"] else ["no momentum"]
-        settings += ["Nesterov"] if group.get("nesterov") else []
-        settings += [f"dampening {group['dampening']:g}"] if group.get("dampening") else []
-    if isinstance(optimizer, ADAM_FAMILY):
-        settings.append(f"β₁ {group['betas'][0]:g}, β₂ {group['betas'][1]:g}")
-    if group.get("weight_decay"):
-        settings.append(f"weight decay {group['weight_decay']:g}")
-    return f"{name} ({', '.join(settings)})" if settings else name
+@dataclass(frozen=True)
+class OptimizerIdentity:
+    """Which optimizer a diagnosis trained with: its class name and the settings that move its edge. Printed as
+    ``SGD (momentum 0.9)``, ``Adam (β₁ 0.9, β₂ 0.999)``, or ``plain SGD`` (no momentum, no weight decay)."""
+
+    name: str = "SGD"
+    momentum: float = 0.0
+    nesterov: bool = False
+    dampening: float = 0.0
+    betas: tuple[float, float] | None = None
+    weight_decay: float = 0.0
+
+    @classmethod
+    def of(cls, optimizer: torch.optim.Optimizer) -> OptimizerIdentity:
+        """The identity of a built optimizer, read from its first parameter group."""
+        group = optimizer.param_groups[0]
+        return cls(type(optimizer).__name__, float(group.get("momentum", 0.0) or 0.0), bool(group.get("nesterov")),
+                   float(group.get("dampening", 0.0) or 0.0),
+                   tuple(map(float, group["betas"])) if isinstance(optimizer, ADAM_FAMILY) else None,
+                   float(group.get("weight_decay", 0.0) or 0.0))
+
+    @property
+    def plain_sgd(self) -> bool:
+        """The study's optimizer: SGD without momentum or weight decay."""
+        return self.name == "SGD" and not (self.momentum or self.weight_decay)
+
+    def __str__(self) -> str:
+        if self.plain_sgd and not self.dampening:
+            return "plain SGD"
+        settings = []
+        if self.name == "SGD":
+            settings += [f"momentum {self.momentum:g}"] if self.momentum else ["no momentum"]
+            settings += ["Nesterov"] if self.nesterov else []
+            settings += [f"dampening {self.dampening:g}"] if self.dampening else []
+        if self.betas is not None:
+            settings.append(f"β₁ {self.betas[0]:g}, β₂ {self.betas[1]:g}")
+        if self.weight_decay:
+            settings.append(f"weight decay {self.weight_decay:g}")
+        return f"{self.name} ({', '.join(settings)})" if settings else self.name
+
+
+PLAIN_SGD = OptimizerIdentity()
 
 
 def default_edge(optimizer: torch.optim.Optimizer) -> str:

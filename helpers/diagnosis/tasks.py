@@ -10,6 +10,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from tqdm import TqdmWarning
 from helpers.core.device import generator
 from helpers.diagnosis.diagnose import Diagnosis
 from helpers.diagnosis.edges import OptimizerFactory, make_optimizer
+from helpers.diagnosis.walk import in_chunks
 from helpers.rules import DIVERGE_LOSS, diverged
 
 
@@ -35,41 +37,6 @@ def momentum_sgd(params) -> torch.optim.Optimizer:
 def adam(params) -> torch.optim.Optimizer:
     """Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8; the learning rate is set by the caller)."""
     return torch.optim.Adam(params)
-
-
-class SmallCNN(nn.Module):
-    """Two 3×3 convolutions (``channels``, 2·``channels``; ReLU, 2×2 max pool each) and a linear readout, with
-    PyTorch's default initialization and biases: a network the study's rules were not written for."""
-
-    def __init__(self, channels: int = 8, in_channels: int = 1, size: int = 28, classes: int = 10) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * channels * (size // 4) ** 2, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-class CharTransformer(nn.Module):
-    """A causal character-level Transformer: token and learned position embeddings, ``layers`` encoder layers
-    (``torch.nn.TransformerEncoderLayer``, no dropout), a linear readout to the next character's logits."""
-
-    def __init__(self, vocab_size: int, length: int, d_model: int = 32, heads: int = 2, layers: int = 2,
-                 feedforward: int = 64) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, d_model)
-        self.position = nn.Parameter(torch.zeros(length, d_model))
-        layer = nn.TransformerEncoderLayer(d_model, heads, feedforward, dropout=0.0, batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.readout = nn.Linear(d_model, vocab_size)
-        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length), persistent=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        n = tokens.shape[-1]
-        h = self.embed(tokens) + self.position[:n]
-        return self.readout(self.encoder(h, mask=self.mask[:n, :n], is_causal=True))
 
 
 def label_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -89,25 +56,35 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
     total, correct, count = 0.0, 0, 0
     mode = model.training
     model.eval()
-    with torch.no_grad():
-        for i in range(0, len(x), chunk):
-            out = model(x[i : i + chunk])
-            total += float(loss(out, y[i : i + chunk])) * len(out)
-            correct += int((out.argmax(dim=-1) == y[i : i + chunk]).sum())
-            count += len(out)
+    for rows, out in in_chunks(model, x, chunk):
+        total += float(loss(out, y[rows])) * len(out)
+        correct += int((out.argmax(dim=-1) == y[rows]).sum())
+        count += len(out)
     model.train(mode)
     return total / count, correct / y[:count].numel()
 
 
-def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, lr: float, *,
-              steps: int, batch_size: int, seed: int, test: tuple[torch.Tensor, torch.Tensor],
-              diverge_loss: float = DIVERGE_LOSS, optimizer: OptimizerFactory | None = None) -> dict:
-    """Plain SGD (or ``optimizer``) at ``lr`` for ``steps`` minibatches (seeded init and order). Returns the initial
-    and final training loss (on the training examples), held-out loss and accuracy, whether it diverged (loss
-    non-finite or above ``diverge_loss``: losses then NaN) and its wall time."""
+@dataclass(frozen=True)
+class Task:
+    """A model to train: a builder of fresh initializations, the training examples (``x``, ``y``), the held-out
+    examples ``test`` and the loss (outputs, targets) → scalar."""
+
+    build: Callable[[], nn.Module]
+    x: torch.Tensor
+    y: torch.Tensor
+    test: tuple[torch.Tensor, torch.Tensor]
+    loss: Callable
+
+
+def train_run(task: Task, lr: float, *, steps: int, batch_size: int, seed: int,
+              optimizer: OptimizerFactory | None = None, diverge_loss: float = DIVERGE_LOSS) -> dict:
+    """Plain SGD (or ``optimizer``) at ``lr`` for ``steps`` minibatches (seeded init and order) of ``task``. Returns
+    the initial and final training loss (on the training examples), held-out loss and accuracy, whether it diverged
+    (loss non-finite or above ``diverge_loss``: losses then NaN) and its wall time."""
+    x, y, loss, test = task.x, task.y, task.loss, task.test
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = build()
+    model = task.build()
     train_loss0, _ = evaluate(model, x, y, loss)
     optimizer = make_optimizer(optimizer or plain_sgd, model.parameters(), lr)
     gen = generator(seed)
@@ -134,9 +111,8 @@ def train_run(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, 
                 cost_s=time.perf_counter() - start)
 
 
-def range_test(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, *, batch_size: int,
-               seed: int, start_lr: float = 1e-4, end_lr: float = 10.0, num_iter: int = 100, ax=None,
-               optimizer: OptimizerFactory | None = None) -> dict:
+def range_test(task: Task, *, batch_size: int, seed: int, start_lr: float = 1e-4, end_lr: float = 10.0,
+               num_iter: int = 100, ax=None, optimizer: OptimizerFactory | None = None) -> dict:
     """The learning-rate range test of ``torch-lr-finder`` (Smith 2017) with plain SGD (or ``optimizer``):
     ``num_iter`` steps at learning rates growing exponentially from ``start_lr`` to ``end_lr``; its suggestion is
     the library's, the steepest descent of the smoothed loss. Draws the curve into ``ax`` when given. Returns the
@@ -145,12 +121,13 @@ def range_test(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
         warnings.filterwarnings("ignore", category=TqdmWarning)
         from torch_lr_finder import LRFinder
 
+    x, y = task.x, task.y
     start = time.perf_counter()
     torch.manual_seed(seed)
-    model = build()
+    model = task.build()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
                                          generator=generator(seed))
-    finder = LRFinder(model, make_optimizer(optimizer or plain_sgd, model.parameters(), start_lr), loss,
+    finder = LRFinder(model, make_optimizer(optimizer or plain_sgd, model.parameters(), start_lr), task.loss,
                       device=x.device)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         finder.range_test(loader, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter)

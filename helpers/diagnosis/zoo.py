@@ -1,5 +1,6 @@
-"""Eight small architectures the study did not use, each with PyTorch's default initialization, for calibrating the
-learning-rate diagnosis (``07_choosing_a_learning_rate``): five on Fashion-MNIST images [B, 1, 28, 28] with class
+"""Small architectures the study did not use, each with PyTorch's default initialization: ``07``'s two
+(:class:`SmallCNN`, :class:`CharTransformer`) and eight for calibrating the learning-rate diagnosis
+(``07_choosing_a_learning_rate``): five on Fashion-MNIST images [B, 1, 28, 28] with class
 labels, three on character sequences [B, L] with next-character targets. Every one has second derivatives
 everywhere (ReLU, GELU, tanh, sigmoid, normalization, attention in the math kernel)."""
 
@@ -10,7 +11,40 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from helpers.diagnosis.tasks import CharTransformer
+
+class SmallCNN(nn.Module):
+    """Two 3×3 convolutions (``channels``, 2·``channels``; ReLU, 2×2 max pool each) and a linear readout, with
+    PyTorch's default initialization and biases: a network the study's rules were not written for."""
+
+    def __init__(self, channels: int = 8, in_channels: int = 1, size: int = 28, classes: int = 10) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(2 * channels * (size // 4) ** 2, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class CharTransformer(nn.Module):
+    """A causal character-level Transformer: token and learned position embeddings, ``layers`` encoder layers
+    (``torch.nn.TransformerEncoderLayer``, no dropout), a linear readout to the next character's logits."""
+
+    def __init__(self, vocab_size: int, length: int, d_model: int = 32, heads: int = 2, layers: int = 2,
+                 feedforward: int = 64) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.position = nn.Parameter(torch.zeros(length, d_model))
+        layer = nn.TransformerEncoderLayer(d_model, heads, feedforward, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.readout = nn.Linear(d_model, vocab_size)
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length), persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        n = tokens.shape[-1]
+        h = self.embed(tokens) + self.position[:n]
+        return self.readout(self.encoder(h, mask=self.mask[:n, :n], is_causal=True))
 
 
 class ResidualBlock(nn.Module):

@@ -31,6 +31,69 @@ def _positive_int(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How the runs from one initialization train and what they measure: the part of a sweep the engine reads
+    (:func:`helpers.sweeps.engine.run_model`), without the network or the data, so that any model on any data
+    (:func:`helpers.diagnosis.diagnose`) is walked with the same settings. The fields mean what
+    :class:`SweepConfig`'s of the same names mean, and default to the same values."""
+
+    loss: str = "mse"
+    n_sharpness: int = 2048
+    batch_size: int = 512
+    steps: int = 10
+    c_values: tuple[float, ...] = field(default_factory=c_grid)
+    sharpness: str = "lanczos"
+    search: str = "first-rise"
+    rise_epsilon: float = 0.0
+    lanczos_tol: float = 1e-3
+    lanczos_start: str = "warm"
+    measure_at: tuple[int, ...] | None = None
+    diverge_loss: float = DIVERGE_LOSS
+    interpolation_points: int = 0
+    transient_cap: int | None = None
+    loss_every_step: bool = True
+    stack: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "c_values", tuple(float(c) for c in self.c_values))
+        if self.measure_at is not None:
+            object.__setattr__(self, "measure_at", tuple(sorted(set(int(t) for t in self.measure_at))))
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        for name in ("n_sharpness", "batch_size", "steps"):
+            _positive_int(name, getattr(self, name))
+        if not self.c_values:
+            raise ValueError("c_values is empty: give at least one learning-rate constant c")
+        if any(not (c > 0 and math.isfinite(c)) for c in self.c_values):
+            raise ValueError(f"every c must be positive and finite, got {self.c_values}")
+        if any(b <= a for a, b in zip(self.c_values, self.c_values[1:])):
+            raise ValueError(f"c_values must be strictly increasing, got {self.c_values}")
+        if self.sharpness not in SHARPNESS_METHODS:
+            raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
+        if self.lanczos_start not in LANCZOS_STARTS:
+            raise ValueError(f"lanczos_start must be one of {LANCZOS_STARTS}, got {self.lanczos_start!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        if self.measure_at is not None and self.search != "scan":
+            raise ValueError("measure_at asks for the sharpness at given steps of every run: use search='scan'")
+        if not (self.rise_epsilon >= 0 and math.isfinite(self.rise_epsilon)):
+            raise ValueError(f"rise_epsilon must be a finite number ≥ 0, got {self.rise_epsilon!r}")
+        if self.measure_at is not None and any(t < 0 or t > self.steps for t in self.measure_at):
+            raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
+        if self.interpolation_points == 1 or self.interpolation_points < 0:
+            raise ValueError(f"interpolation_points must be 0 (off) or at least 2, got {self.interpolation_points}")
+        if self.transient_cap is not None and not (isinstance(self.transient_cap, int) and
+                                                   self.transient_cap > self.steps):
+            raise ValueError(f"transient_cap must be a step after steps={self.steps} (or None), got "
+                             f"{self.transient_cap!r}")
+        if self.stack is not None:
+            _positive_int("stack", self.stack)
+
+
+TRAINING_FIELDS = tuple(f.name for f in fields(Training))
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """One sweep: a network, data, loss, SGD settings, the grid of c (η = c/λ^H_0) and the initialization seeds.
 
@@ -81,16 +144,7 @@ class SweepConfig:
         object.__setattr__(self, "seeds", tuple(self.seeds))
         if self.measure_at is not None:
             object.__setattr__(self, "measure_at", tuple(sorted(set(int(t) for t in self.measure_at))))
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
-        for name in ("n_train", "n_sharpness", "batch_size", "steps"):
-            _positive_int(name, getattr(self, name))
-        if not self.c_values:
-            raise ValueError("c_values is empty: give at least one learning-rate constant c")
-        if any(not (c > 0 and math.isfinite(c)) for c in self.c_values):
-            raise ValueError(f"every c must be positive and finite, got {self.c_values}")
-        if any(b <= a for a, b in zip(self.c_values, self.c_values[1:])):
-            raise ValueError(f"c_values must be strictly increasing, got {self.c_values}")
+        _positive_int("n_train", self.n_train)
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
@@ -98,29 +152,15 @@ class SweepConfig:
         if self.n_train > TRAIN_SIZES[self.dataset]:
             raise ValueError(f"n_train={self.n_train} is larger than the {self.dataset} training set "
                              f"({TRAIN_SIZES[self.dataset]} examples)")
+        self.training  # noqa: B018 -- validates the run settings
         if self.n_sharpness > self.n_train:
             raise ValueError(f"the sharpness subset (n_sharpness={self.n_sharpness}) is larger than the training "
                              f"subset it is drawn from (n_train={self.n_train})")
-        if self.sharpness not in SHARPNESS_METHODS:
-            raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
-        if self.lanczos_start not in LANCZOS_STARTS:
-            raise ValueError(f"lanczos_start must be one of {LANCZOS_STARTS}, got {self.lanczos_start!r}")
-        if self.search not in SEARCHES:
-            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
-        if self.measure_at is not None and self.search != "scan":
-            raise ValueError("measure_at asks for the sharpness at given steps of every run: use search='scan'")
-        if not (self.rise_epsilon >= 0 and math.isfinite(self.rise_epsilon)):
-            raise ValueError(f"rise_epsilon must be a finite number ≥ 0, got {self.rise_epsilon!r}")
-        if self.measure_at is not None and any(t < 0 or t > self.steps for t in self.measure_at):
-            raise ValueError(f"measure_at steps must lie in [0, steps={self.steps}], got {self.measure_at}")
-        if self.interpolation_points == 1 or self.interpolation_points < 0:
-            raise ValueError(f"interpolation_points must be 0 (off) or at least 2, got {self.interpolation_points}")
-        if self.transient_cap is not None and not (isinstance(self.transient_cap, int) and
-                                                   self.transient_cap > self.steps):
-            raise ValueError(f"transient_cap must be a step after steps={self.steps} (or None), got "
-                             f"{self.transient_cap!r}")
-        if self.stack is not None:
-            _positive_int("stack", self.stack)
+
+    @property
+    def training(self) -> Training:
+        """The run settings of this sweep, as the engine reads them."""
+        return Training(**{name: getattr(self, name) for name in TRAINING_FIELDS})
 
     @property
     def full_batch(self) -> bool:

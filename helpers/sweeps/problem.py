@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from helpers.nets.build import build_model
-from helpers.sweeps.config import SweepConfig
+from helpers.sweeps.config import SweepConfig, Training
 from helpers.curvature.operators import Eigen, HessianOperator, lanczos, power_iteration
 from helpers.data.images import Data, data_root, load_dataset
 from helpers.core.device import generator, resolve_device
@@ -49,7 +49,7 @@ LANCZOS_MIX = {"warm": 0.0, "mixed": 1.0}
 """The random component's weight in a warm start, per :attr:`~helpers.sweeps.config.SweepConfig.lanczos_start`."""
 
 
-def measure_sharpness(op: HessianOperator, config: SweepConfig, v0: torch.Tensor | None, seed: int,
+def measure_sharpness(op: HessianOperator, config: Training, v0: torch.Tensor | None, seed: int,
                       settled=None) -> Eigen:
     """λ^H by Lanczos (warm-started from ``v0``; ``settled`` as in :func:`~helpers.curvature.operators.lanczos`) or by
     the paper's 20-step power iteration."""
@@ -113,7 +113,7 @@ class Initialization:
     """One unit's fixed parts: θ₀ (``model``), its data and loss, λ^H_0 (``start``), the batch order, the examples
     per slice, and what every run shares at θ₀ (``origin``)."""
 
-    config: SweepConfig
+    config: Training
     model: torch.nn.Module
     data: Data
     loss: Loss
@@ -132,7 +132,7 @@ class Initialization:
         return float(self.start.eigenvalue[0])
 
 
-def initial_sharpness(config: SweepConfig, model: torch.nn.Module, data: Data, seed: int,
+def initial_sharpness(config: Training, model: torch.nn.Module, data: Data, seed: int,
                       loss: Loss | None = None) -> Eigen:
     """λ^H_0 of ``model`` on the config's sharpness subset of ``data`` (an error unless it is positive)."""
     xs = data.x[: config.n_sharpness]
