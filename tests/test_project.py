@@ -259,6 +259,37 @@ def test_every_bibliography_key_is_defined_once():
     assert keys and len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
 
 
+def labels_and_references(text: str) -> tuple[set[str], set[str]]:
+    """The figure and equation labels a chapter defines and the ones its prose refers to."""
+    labels = set(re.findall(r"^\s*name: (fig-[\w-]+)", text, flags=re.M))
+    labels |= set(re.findall(r"^\$\$\s*\((eq-[\w-]+)\)", text, flags=re.M))
+    return labels, set(re.findall(r"\{(?:numref|eq|ref)\}`([\w-]+)`", text))
+
+
+def test_the_label_check_finds_an_unreferenced_figure():
+    text = "```{code-cell}\n---\nmystnb:\n  figure:\n    name: fig-a\n---\n```\n$$\nx\n$$ (eq-b)\nSee {eq}`eq-b`."
+    labels, references = labels_and_references(text)
+    assert labels - references == {"fig-a"}
+
+
+def test_every_figure_and_equation_is_referenced_and_every_reference_defined():
+    for page in sorted((ROOT / "book").glob("*.md")):
+        labels, references = labels_and_references(page.read_text())
+        assert labels <= references, f"{page.name}: never referenced: {sorted(labels - references)}"
+        assert references <= labels, f"{page.name}: referenced but not defined: {sorted(references - labels)}"
+
+
+def test_every_chapter_that_reproduces_the_study_cites_it():
+    for page in sorted((ROOT / "book").glob("0*.md")):
+        text = page.read_text()
+        if "**Reproduces**" in text:
+            assert "{cite}`kalra2023phase`" in text, page.name
+    bib = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.M))
+    cited = {key for page in (ROOT / "book").glob("*.md")
+             for keys in re.findall(r"\{cite\}`([^`]+)`", page.read_text()) for key in keys.split(",")}
+    assert cited <= bib, sorted(cited - bib)
+
+
 def test_a_stray_repr_in_a_notebook_cell_fails_under_nbval_unless_a_semicolon_hides_it(tmp_path):
     """The root conftest.py applies to notebooks in book/ (nbval's items), not only to tests/."""
     import nbformat
@@ -332,3 +363,9 @@ def test_pip_install_declares_every_package_that_helpers_imports():
     third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "helpers"}
     missing = {name for name in third_party if distribution.get(name, name) not in declared}
     assert not missing, f"helpers imports {sorted(missing)}, which pyproject.toml does not declare"
+
+
+def test_chapters_glue_only_through_chapter():
+    for page in sorted((ROOT / "book").glob("*.md")):
+        text = page.read_text()
+        assert "myst_nb" not in text and not re.search(r"^\s*glue\(", text, flags=re.M), page.name

@@ -84,6 +84,18 @@ class Chapter:
         _glue(name, value)
         return value
 
+    @classmethod
+    def publish(cls, text: Mapping[str, str] | None = None, **values: Any) -> None:
+        """A section's results in one call: each of ``values`` glued as plain Python under its name (numbers,
+        lists, dicts: what other tools read), each of ``text`` as Markdown for the prose's ``{glue:md}`` roles."""
+        for name, value in values.items():
+            cls.glue(name, value)
+        if text:
+            from IPython.display import Markdown
+
+            for name, value in text.items():
+                _glue(name, Markdown(value))
+
     @staticmethod
     def table(name: str, frame: pd.DataFrame, columns: Mapping[str, str] | list[str]) -> list[dict]:
         """Glue the rows of ``frame`` as plain dicts under ``name`` (``columns``: old → new names, or a list)."""

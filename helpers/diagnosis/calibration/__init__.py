@@ -23,14 +23,14 @@ from helpers.diagnosis.calibration.jobs import calibrate, diagnosed, extend, fit
     refinements, trained
 from helpers.diagnosis.calibration.protocol import (FOLDER_ENV_VAR, OPTIMIZERS, SHIPPED, Protocol, calibration_folder,
                                                     protocol_key, task)
-from helpers.diagnosis.calibration.store import job_path, load
+from helpers.diagnosis.calibration.store import cost, job_path, load
 from helpers.diagnosis.calibration.table import (METHODS, calibrated_lr, calibration_table, eta_max_comparison,
                                                  fit_rule, grid_outcomes, hits, mean_losses, observed_boundaries,
                                                  rows_with_outcomes, scores, shipped_rule, suggest, unstable,
                                                  with_anchors)
 
 __all__ = ["FOLDER_ENV_VAR", "METHODS", "OPTIMIZERS", "SHIPPED", "Protocol", "calibrate", "calibrated_lr",
-           "calibration_folder", "calibration_table", "diagnosed", "eta_max_comparison", "extend", "fit_rule",
+           "calibration_folder", "calibration_table", "cost", "diagnosed", "eta_max_comparison", "extend", "fit_rule",
            "fitted_runs", "grid_outcomes", "grid_runs", "hits", "job_path", "load", "mean_losses",
            "observed_boundaries", "plot_calibration", "protocol_key", "ranged", "refinements", "rows_with_outcomes",
            "scores", "shipped_rule", "suggest", "task", "trained", "unstable", "with_anchors"]

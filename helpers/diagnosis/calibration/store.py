@@ -36,6 +36,16 @@ def load(folder: Path = SHIPPED) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return rows, runs, fitted
 
 
+def cost(folder: Path = SHIPPED) -> dict:
+    """What the stored calibration took to compute, as its jobs recorded it: the number of jobs, their wall time
+    plus that of the fitted rules' training runs (seconds), and the thread counts of the processes."""
+    jobs = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*-*.json"))]
+    main = [job for job in jobs if "seconds" in job]
+    fitted = sum(run["seconds"] for job in jobs if "rule" in job for run in job["runs"])
+    return dict(jobs=len(main), seconds=float(sum(job["seconds"] for job in main) + fitted),
+                threads=sorted({int(job["threads"]) for job in main}))
+
+
 @contextlib.contextmanager
 def claimed(path: Path) -> Iterator[bool]:
     """Whether this process holds the claim on the job at ``path`` (several processes share the jobs: each takes the
