@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from helpers.analysis.ablations import early_peak, larger_verdict, majority_verdict, near_two_verdict, verdict
+from helpers.analysis.ablations import (early_peak, flat_verdict, larger_verdict, majority_verdict, near_two_verdict,
+                                       verdict)
 
 
 def _runs(seed: int, width: int, ratios: list[float], c: float = 1.0) -> list[dict]:
@@ -37,3 +38,41 @@ def test_verdicts_are_reproduced_not_reproduced_or_mixed_by_what_holds():
     assert larger_verdict("grows", [("w", small, big)])["verdict"] == "not reproduced"
     noisy = pd.Series([1.0, 5.0, 9.0])
     assert larger_verdict("grows", [("w", noisy, small)])["verdict"] == "not reproduced"  # within 2 errors
+
+
+def test_with_the_grid_step_two_agreeing_networks_one_step_apart_are_not_larger():
+    small = pd.Series([2.0] * 5)
+    one_step, far = pd.Series([2.0 * 2**0.1] * 5), pd.Series([2.0 * 2**1.0] * 5)
+    assert larger_verdict("grows", [("w", one_step, small)])["verdict"] == "reproduced"  # zero spread: any amount
+    assert larger_verdict("grows", [("w", one_step, small)], step=0.1)["verdict"] == "not reproduced"
+    assert larger_verdict("grows", [("w", far, small)], step=0.1)["verdict"] == "reproduced"
+
+
+def test_flat_verdict_counts_the_arms_flat_within_noise_and_grid():
+    def arm(values):
+        return pd.DataFrame(dict(d_over_w=[0.01, 0.02, 0.04], c_loss=values, c_loss_se=[0.0] * 3, c_x_step=[0.1] * 3))
+
+    arms = {"d2": arm([2.0, 2.0, 2.0]), "d4": arm([2.0, 2.0, 2.0 * 2**0.1]), "d8": arm([2.0, 3.0, 6.0])}
+    found = flat_verdict("independent of width", arms)
+    assert found["verdict"] == "mixed" and found["evidence"].startswith("2 of 3 arms flat")
+    assert "d8: rises" in found["evidence"]
+    assert flat_verdict("flat", {"d2": arms["d2"]})["verdict"] == "reproduced"
+
+
+def test_the_ordering_verdict_asks_for_almost_always_and_exceptions_at_large_d_over_w():
+    from helpers.analysis.ablations import ordering_verdict
+
+    rows = [dict(depth=d, width=w, seed=s, order_observed=True, ordered=True)
+            for d, w in ((2, 512), (2, 128), (4, 64), (8, 32)) for s in range(10)]
+    table = pd.DataFrame(rows)
+    assert ordering_verdict("c", table)["verdict"] == "reproduced"
+    table.loc[(table.depth == 8) & (table.seed < 2), "ordered"] = False  # 2 violations at the largest d/w
+    found = ordering_verdict("c", table)
+    assert found["verdict"] == "reproduced" and "38 of 40 held" in found["evidence"]
+    assert "2 of the 10 initializations there" in found["evidence"]
+    table.loc[(table.width == 512) & (table.seed == 0), "ordered"] = False  # one at the smallest d/w
+    assert ordering_verdict("c", table)["verdict"] == "mixed"
+    table.loc[table.width == 512, "ordered"] = False
+    assert ordering_verdict("c", table)["verdict"] == "not reproduced"  # 28 of 40, and not only at large d/w
+    table.loc[table.width == 512, "order_observed"] = False  # unobserved initializations are not counted
+    assert ordering_verdict("c", table)["evidence"].startswith("28 of 30")

@@ -214,18 +214,6 @@ def test_a_violation_is_observable_only_where_every_run_below_c_loss_and_c_sharp
     assert constants.loc[3, "c_sharp"] == 1.0 and constants.loc[3, "c_loss"] == 4.0
 
 
-def test_a_trend_is_called_only_when_the_slope_stands_out_of_its_noise():
-    from helpers.analysis.phases import trend
-
-    x = np.array([0.01, 0.02, 0.04, 0.08])
-    assert trend(x, 2 + 10 * x, se=np.full(4, 0.01)) == "rises"
-    assert trend(x, 2 - 10 * x, se=np.full(4, 0.01)) == "falls"
-    assert trend(x, 2 + 10 * x, se=np.full(4, 1.0)) == "is flat within its noise"  # a slope of 0.8 in noise of 1
-    assert trend(x, [2.0, 2.3, 2.2, 2.9], se=np.full(4, 0.05)) == "rises"  # not monotone, but clearly rising
-    assert trend(x, [2.0, 2.3, 2.2, 2.9]) == "is not monotone"  # without standard errors: strictly monotone only
-    assert trend(x, [2.0, 2.3, 2.2, 2.9], se=[0.05, np.nan, 0.05, 0.05]) == "is not monotone"
-
-
 def test_early_spread_is_the_seed_to_seed_deviation_of_the_trajectories():
     from helpers.analysis.phases import early_spread
 

@@ -187,3 +187,42 @@ def test_the_saturation_table_reports_c_crit_only_where_stage1_holds():
     assert table.loc[2048, "stage1"] and -0.35 <= np.log2(table.loc[2048, "c_crit"] / 2) <= 0
     assert not table.loc[64, "stage1"] and np.isnan(table.loc[64, "c_crit"]) and np.isfinite(table.loc[64, "c_crit_x"])
     assert set(table.n_init) == {5}
+
+
+def test_stage1_judges_the_plateau_against_the_drop_not_against_the_seeds_agreement():
+    from helpers.analysis.saturation import stage1
+
+    c = 2.0 ** np.arange(-1, 2.21, 0.1)
+    precise = _plateau_then_drop(c) + 0.002 * np.sin(7 * c)  # a plateau measured to 1e-4: its range is 40 noise
+    found = stage1(c, precise, np.full_like(c, 1e-4), c_drop=2.0)
+    assert found["stage1"] and found["stage1_range"] > 4 * found["stage1_noise"] and found["range_share"] < 0.1
+    gradual = 0.37 - 0.19 * (np.log2(c) + 1) / 3.2  # a steady decline under noise as large as itself
+    found = stage1(c, gradual, np.full_like(c, 0.05), c_drop=2.0)
+    assert not found["stage1"] and found["range_share"] > 0.1
+
+
+def test_the_shipped_curves_of_05_have_stage_1_where_the_figure_shows_a_plateau(tmp_path):
+    from helpers.analysis.saturation import chi_from_runs, saturation_table
+    from helpers.chapters.parameters import chapter_parameters
+    from helpers.chapters.sweeps import chapter_sweeps
+    from helpers.sweeps.compute import sweeps_results
+    from tests.test_shipped import shipped_only
+
+    p = chapter_parameters("05_intermediate_saturation")
+    configs, store = chapter_sweeps(p)["chi"], shipped_only(tmp_path)
+    assert all(store.is_stored(config, seed) for config in configs for seed in config.seeds)  # read, never computed
+    runs = sweeps_results(configs, store=store).runs
+    table = saturation_table(chi_from_runs(runs, p["transient_steps"]), p["savgol_window"], p["savgol_order"],
+                             p["ccrit_c_max"]).set_index(["depth", "width"])
+    assert table.loc[(2, 1024), "stage1"] and not table.loc[(4, 128), "stage1"]
+
+
+def test_why_not_stage1_names_the_test_that_failed_with_its_numbers():
+    from helpers.analysis.saturation import why_not_stage1
+
+    row = dict(stage1_points=17, drop=0.2, stage1_noise=0.02, range_share=0.16)
+    assert why_not_stage1(row) == "χ already falls by 16% of the drop before it"
+    both = why_not_stage1(dict(row, drop=0.05))
+    assert "16%" in both and "within 4 standard errors" in both
+    assert "at least 4" in why_not_stage1(dict(row, stage1_points=2))
+    assert "one initialization" in why_not_stage1(dict(row, stage1_noise=float("nan")))

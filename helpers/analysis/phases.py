@@ -137,38 +137,6 @@ def polynomial_fit(x: np.ndarray, y: np.ndarray, degree: int = 2) -> np.poly1d:
     return np.poly1d(np.polyfit(x[keep], y[keep], degree))
 
 
-def trend(x: np.ndarray | pd.Series, y: np.ndarray | pd.Series, se: np.ndarray | pd.Series | None = None,
-          z: float = 2.0) -> str:
-    """How y changes as x grows. With the standard errors ``se`` of y: by the weighted least-squares slope against
-    its own standard error, ``"rises"`` or ``"falls"`` when it lies more than ``z`` of them from 0, else ``"is flat
-    within its noise"``. Without them (or where one is missing or 0): ``"rises"`` or ``"falls"`` when strictly
-    monotone, else ``"is not monotone"``."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if se is not None and len(x) > 1 and np.all(np.asarray(se, float) > 0):
-        w = 1 / np.asarray(se, float) ** 2
-        dx = x - np.average(x, weights=w)
-        slope = np.sum(w * dx * (y - np.average(y, weights=w))) / np.sum(w * dx**2)
-        error = np.sqrt(1 / np.sum(w * dx**2))
-        return "rises" if slope > z * error else "falls" if slope < -z * error else "is flat within its noise"
-    steps = np.diff(y[np.argsort(x)])
-    if len(steps) and (steps > 0).all():
-        return "rises"
-    if len(steps) and (steps < 0).all():
-        return "falls"
-    return "is not monotone"
-
-
-def describe_trends(arms: dict[str, pd.DataFrame], names: tuple[str, ...] = CONSTANTS) -> str:
-    """One clause per constant: how its mean over initializations changes with d/w in each arm of a phase diagram
-    (``arms``: a label such as "across widths" → the arm's :func:`average_constants`), by :func:`trend` with the
-    means' standard errors."""
-    clauses = []
-    for name in names:
-        parts = [f"{trend(a['d_over_w'], a[name], a.get(f'{name}_se'))} {label}" for label, a in arms.items()]
-        clauses.append(f"⟨{name}⟩ " + " and ".join(parts))
-    return "; ".join(clauses)
-
-
 def early_spread(runs: pd.DataFrame, c: float) -> pd.DataFrame:
     """App. E's question, per sweep: how far apart the early trajectories of different initializations lie at one
     c — the standard deviation over initializations of L_t/L_0 (and of λ^H_t/λ^H_0 where measured), averaged over

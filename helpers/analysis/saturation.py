@@ -70,32 +70,49 @@ def critical_c_both(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int 
     return dict(c_crit_x=float(c[inside][np.argmin(d2x[inside])]), c_crit_c=float(c[inside][np.argmin(d2c[inside])]))
 
 
-STAGE1_SE = 4.0  # flat: the range of ⟨χ⟩ over stage 1 within this many of its standard errors; the drop beyond them
+STAGE1_RANGE = 0.1  # flat: the range of ⟨χ⟩ over stage 1 at most this share of the drop that follows it
+STAGE1_SE = 4.0  # ... and the drop beyond this many standard errors of ⟨χ⟩ (it is not noise)
 STAGE1_POINTS = 4
 
 
-def stage1(c: np.ndarray, chi: np.ndarray, se: np.ndarray, c_drop: float, k: float = STAGE1_SE,
-           min_points: int = STAGE1_POINTS) -> dict:
-    """Whether ⟨χ⟩ has the study's stage 1, flat before its drop at ``c_drop``, against its own noise.
+def stage1(c: np.ndarray, chi: np.ndarray, se: np.ndarray, c_drop: float, share: float = STAGE1_RANGE,
+           k: float = STAGE1_SE, min_points: int = STAGE1_POINTS) -> dict:
+    """Whether ⟨χ⟩ has the study's stage 1, flat before its drop at ``c_drop``.
 
-    Stage 1 is the grid below the drop by half an octave, c ≤ c_drop/√2 (at least ``min_points`` points). Its noise
-    is the root mean square there of ``se``, the standard error of ⟨χ⟩ over initializations (so at least two are
-    needed). It holds when ⟨χ⟩ is flat over stage 1 — its range (max − min) is at most k noise — and drops after
-    it: the lowest ⟨χ⟩ at c ≥ c_drop lies more than k noise below stage 1's mean. Returns {"stage1", "stage1_points",
-    "stage1_range", "stage1_noise", "drop"}.
+    Stage 1 is the grid below the drop by half an octave, c ≤ c_drop/√2 (at least ``min_points`` points). The drop is
+    stage 1's mean less the lowest ⟨χ⟩ at c ≥ c_drop. Stage 1 holds when ⟨χ⟩ is flat there relative to what follows
+    — its range (max − min) at most ``share`` of the drop — and the drop stands out of the noise: more than k times
+    the root mean square of ``se`` over stage 1, the standard error of ⟨χ⟩ over initializations (so at least two are
+    needed). A plateau is judged against the fall it precedes, not against the seeds' agreement: a curve measured
+    very precisely is not flat for that, nor a noisy one declining steadily. Returns {"stage1", "stage1_points",
+    "stage1_range", "stage1_noise", "drop", "range_share"}.
     """
     c, chi, se = (np.asarray(a, float) for a in (c, chi, se))
     before, after = c <= c_drop / math.sqrt(2), c >= c_drop
     out = dict(stage1=False, stage1_points=int(before.sum()), stage1_range=math.nan, stage1_noise=math.nan,
-               drop=math.nan)
+               drop=math.nan, range_share=math.nan)
     if before.sum() < min_points or not after.any():
         return out
     noise = float(np.sqrt(np.mean(se[before] ** 2)))
     spread = float(chi[before].max() - chi[before].min())
     drop = float(chi[before].mean() - chi[after].min())
-    out.update(stage1_range=spread, stage1_noise=noise, drop=drop)
-    out["stage1"] = bool(np.isfinite(noise) and spread <= k * noise and drop > k * noise)
+    out.update(stage1_range=spread, stage1_noise=noise, drop=drop, range_share=spread / drop if drop > 0 else math.inf)
+    out["stage1"] = bool(np.isfinite(noise) and drop > k * noise and spread <= share * drop)
     return out
+
+
+def why_not_stage1(row, share: float = STAGE1_RANGE, k: float = STAGE1_SE, min_points: int = STAGE1_POINTS) -> str:
+    """Which test of :func:`stage1` a row of :func:`saturation_table` failed, in words with its numbers."""
+    if row["stage1_points"] < min_points or not np.isfinite(row["drop"]):
+        return f"{row['stage1_points']} grid points before the drop (at least {min_points} needed)"
+    if not np.isfinite(row["stage1_noise"]):
+        return "one initialization: no standard error to test the drop against"
+    reasons = []
+    if row["range_share"] > share:
+        reasons.append(f"χ already falls by {row['range_share']:.0%} of the drop before it")
+    if row["drop"] <= k * row["stage1_noise"]:
+        reasons.append(f"the drop, {row['drop']:.3f}, is within {k:g} standard errors ({row['stage1_noise']:.3f})")
+    return " and ".join(reasons)
 
 
 def critical_c(c: np.ndarray, chi: np.ndarray, window: int = 7, order: int = 3, sensitivity: float = 5.0,
@@ -207,7 +224,7 @@ def chi_from_runs(runs: pd.DataFrame, min_steps: int = 10) -> pd.DataFrame:
 def saturation_table(chi: pd.DataFrame, window: int = 7, order: int = 3, c_max: float | None = None) -> pd.DataFrame:
     """One row per network (depth, width) of :func:`chi_from_runs`: Definition 4's c_crit with the derivative in x
     (``c_crit_x``) and in c (``c_crit_c``), over c ≤ ``c_max``; whether ⟨χ⟩ has a flat stage 1 before the drop
-    (:func:`stage1`, at the smaller of the two); ``c_crit`` = ``c_crit_x`` reported only where it does (NaN
+    (:func:`stage1`, the drop at ``c_crit_x``); ``c_crit`` = ``c_crit_x`` reported only where it does (NaN
     otherwise); our option, the first pronounced minimum of χ″ in x (``c_crit_first``); the mean χ over c ≤ 1
     (``chi_stage1``); the steepest fall over a doubling of c; and the initializations per point (``n_init``)."""
     rows = []
@@ -221,7 +238,7 @@ def saturation_table(chi: pd.DataFrame, window: int = 7, order: int = 3, c_max: 
         if len(c) >= window and (c_max is None or c[0] <= c_max):
             row.update(critical_c_both(c, values, window, order, c_max))
             row["c_crit_first"] = critical_c(c, values, window, order)
-            row.update(stage1(c, values, curve.chi_se.to_numpy()[: len(c)], min(row["c_crit_x"], row["c_crit_c"])))
+            row.update(stage1(c, values, curve.chi_se.to_numpy()[: len(c)], row["c_crit_x"]))
             row["c_crit"] = row["c_crit_x"] if row["stage1"] else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
