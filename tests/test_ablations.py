@@ -76,3 +76,17 @@ def test_the_ordering_verdict_asks_for_almost_always_and_exceptions_at_large_d_o
     assert ordering_verdict("c", table)["verdict"] == "not reproduced"  # 28 of 40, and not only at large d/w
     table.loc[table.width == 512, "order_observed"] = False  # unobserved initializations are not counted
     assert ordering_verdict("c", table)["evidence"].startswith("28 of 30")
+
+
+def test_trend_verdict_follows_the_rank_test_without_errors_and_the_slope_with_them():
+    from helpers.analysis.ablations import trend_verdict
+    from helpers.analysis.trends import FALLS
+
+    x = [1, 2, 3, 4, 5, 6]
+    assert trend_verdict("rises", x, [1, 2, 3, 4, 5, 6])["verdict"] == "reproduced"   # exact p = 2/720
+    assert trend_verdict("rises", x, [1, 3, 2, 5, 4, 6])["verdict"] == "reproduced"   # ρ = 0.89, p < 0.05
+    assert trend_verdict("rises", x[:3], [1, 2, 3])["verdict"] == "not reproduced"   # three points: p = 1/3
+    assert trend_verdict("falls", x, [6, 5, 4, 3, 2, 1], expect=FALLS)["verdict"] == "reproduced"
+    # the same rise within its standard errors is flat, hence not reproduced
+    assert trend_verdict("rises", x, [1, 1.1, 1.2, 1.3, 1.4, 1.5], se=[1] * 6)["verdict"] == "not reproduced"
+    assert "Spearman" in trend_verdict("rises", x, x)["evidence"]

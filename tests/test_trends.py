@@ -83,3 +83,9 @@ def test_spearman_p_is_exact_for_few_points_and_scipy_s_beyond():
                                                                                        np.arange(n) ** 2).pvalue)
     assert all(np.isnan(spearman([1, 2, 3], [5, 5, 5])))
     assert trend_of([1, 2, 3], [1.0, 2.0, 3.0]).direction == NO_RANK_TREND  # three points in order: p = 1/3
+
+
+def test_a_p_value_too_small_to_print_is_bounded_not_printed_as_zero():
+    x = np.arange(12.0)
+    found = trend_of(x, x**2)   # scipy's t approximation: p = 0 exactly for a perfect rank correlation
+    assert found.p < 1e-4 and "p < 0.0001" in found.described() and "p = 0;" not in found.described()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.analysis.trends import FLAT, constant_trend
+from helpers.analysis.trends import FLAT, RISES, constant_trend, trend_of
 from helpers.rules import rises
 from helpers.sweeps.schema import sweep_columns
 
@@ -87,6 +87,15 @@ def flat_verdict(claim: str, arms: dict[str, pd.DataFrame], name: str = "c_loss"
     evidence = ", ".join(f"{label}: {t.direction} ({a[name].min():.2f}–{a[name].max():.2f})"
                          for (label, t), a in zip(found.items(), (arms[k] for k in found)))
     return dict(claim=claim, verdict=verdict(holds), evidence=f"{sum(holds)} of {len(holds)} arms flat; {evidence}")
+
+
+def trend_verdict(claim: str, x, y, se=None, expect: str = RISES) -> dict:
+    """A claim that y changes along x in the direction ``expect`` (:data:`~helpers.analysis.trends.RISES` or
+    ``FALLS``), by :func:`~helpers.analysis.trends.trend_of`: with standard errors the weighted slope, without them
+    Spearman's ρ at the 5 % level. Reproduced when the trend is ``expect``, not reproduced otherwise (a flat or
+    opposite trend, or fewer than two points); the evidence gives the numbers."""
+    found = trend_of(x, y, se)
+    return dict(claim=claim, verdict=verdict([found.direction == expect]), evidence=found.described())
 
 
 def ordering_verdict(claim: str, constants: pd.DataFrame, share: float = 0.9) -> dict:

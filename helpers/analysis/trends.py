@@ -41,7 +41,8 @@ class Trend:
         shape = f"strictly monotone: {self.monotone}" if self.monotone else "not strictly monotone"
         if self.n < 2:
             return self.direction
-        rank = f"Spearman ρ = {self.rho:.2f}, p = {self.p:.2g}" if np.isfinite(self.rho) else "no rank correlation"
+        p = f"p = {self.p:.2g}" if self.p >= 1e-4 else "p < 0.0001"
+        rank = f"Spearman ρ = {self.rho:.2f}, {p}" if np.isfinite(self.rho) else "no rank correlation"
         return f"{self.direction} ({rank}; {shape})"
 
 
