@@ -78,15 +78,20 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert set(values["uv_closs_first_step"]) == {2, 64}
         assert {r["width"] for r in values["uv_phase_table"]["top"]} == {2, 64}
         assert values["uv_moment_f2_lam2"] == "w/(4*(w + 1))"
+        assert set(values["uv_top_over_trace"]) == {2, 64} and all(r >= 1 for r in values["uv_top_over_trace"].values())
     if name == "06_output_scale":
         variants = {r["variant"] for r in values["output_scale_table"]}
         assert variants == {"standard", "centered", "zero-last-layer", "alpha=1", "width-scaled s=0.5"}
+        assert all(ratio > 0 for ratio in values["eta_max_ratio"].values())
     if name == "04_loss_connectivity":
         rows = values["connectivity_table"]
         assert {r["width"] for r in rows} == {16, 32} and all("c_barrier" in r for r in rows)
     if name == "05_intermediate_saturation":
         assert [(r["width"], r["depth"]) for r in values["saturation_table"]] == [(16, 2), (24, 2)]
         assert set(values["chi_curves"]) == {16, 24} and all(len(p) == 2 for p in values["chi_curves"][16])
+        assert {(r["width"], r["depth"]) for r in values["window_table"]} == {(16, 2), (24, 2)}
+        assert all({"fwhm", "c_crit", "c_loss", "window_octaves"} <= set(r) for r in values["window_table"])
+        assert [set(v) for v in values["saturation_verdicts"]] == [{"claim", "verdict", "evidence"}] * 5
     if name == "07_choosing_a_learning_rate":
         rows = values["lr_study_table"]
         assert {r["method"] for r in rows} == {"diagnose", "range-test", "grid"}

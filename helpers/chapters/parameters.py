@@ -48,8 +48,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "05_intermediate_saturation": dict(
         **_STUDY_FCN, seeds=[0, 1, 2, 3, 4], K=56.0, window_steps=4, transient_steps=10, c_x_min=-1.0, c_x_max=2.2,
         c_x_step=0.1, depth=4, widths=[128, 512, 1024], wide_depth=2, wide_widths=[512, 1024, 2048],
-        savgol_window=7, savgol_order=3, ccrit_c_max=3.0, trajectory_width=128, trajectory_c=[0.5, 1.0, 2.0, 4.0],
-        backend="auto", check_claims=True),
+        savgol_window=7, savgol_order=3, ccrit_c_max=3.0, constants_c_x_max=8.0, trajectory_width=128,
+        wide_trajectory_width=1024, trajectory_c=[0.5, 1.0, 2.0, 4.0], backend="auto", check_claims=True),
     "06_output_scale": dict(
         dataset="fashion-mnist", loss="mse", n_train=1024, sharpness="lanczos", steps=10, seeds=[0, 1, 2, 3, 4],
         c_x_max=8.0, c_x_step=0.1, depths=[2, 4], widths=[32, 64, 128], epsilon=0.05, trajectory_depth=4,

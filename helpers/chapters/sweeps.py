@@ -84,23 +84,30 @@ def saturation_networks(p: ChapterParameters) -> list[tuple[int, int]]:
 
 def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     """``05_intermediate_saturation``: long runs at a few c (sharpness at log-spaced steps) at ``depth`` and
-    ``trajectory_width``, and for χ(c) one run per (network, c) trained to the end of its window τ, …, τ + n − 1
-    with the sharpness measured at step 0 and in the window (the minibatch loss, which locates the end of the
-    transient, comes with every step)."""
+    ``trajectory_width`` and on the wide network (``wide_depth``, ``wide_trajectory_width``); for χ(c) one run per
+    (network, c) trained to the end of its window τ, …, τ + n − 1 with the sharpness measured at step 0 and in the
+    window (the minibatch loss, which locates the end of the transient, comes with every step); and each network's
+    early-transient constants (03's protocol: T = ``transient_steps`` steps, c = 2^x, x = 0, …,
+    ``constants_c_x_max``), for the window c_crit < c < c_loss."""
     base = fcn_base(p, p.depth, p.trajectory_width, p.seeds, search="scan")
-    trajectories = []
-    for c in p.trajectory_c:
-        last = 6 * saturation_step(c, p.K)
-        measure = sorted({0, *np.unique(np.geomspace(1, last, 30).astype(int)).tolist()})
-        trajectories.append(base.updated(seeds=[p.seeds[0]], c_values=[c], steps=last, measure_at=measure,
-                                         loss_every_step=False))
+    trajectories = {(p.depth, p.trajectory_width): [], (p.wide_depth, p.wide_trajectory_width): []}
+    for (depth, width), group in trajectories.items():
+        for c in p.trajectory_c:
+            last = 6 * saturation_step(c, p.K)
+            measure = sorted({0, *np.unique(np.geomspace(1, last, 30).astype(int)).tolist()})
+            group.append(base.updated(depth=depth, width=width, seeds=[p.seeds[0]], c_values=[c], steps=last,
+                                      measure_at=measure, loss_every_step=False))
     chi = []
     for depth, width in saturation_networks(p):
         for c in saturation_c_values(p):
             window = saturation_window(c, p.K, p.window_steps)
             chi.append(base.updated(depth=depth, width=width, c_values=[c], steps=window[-1], measure_at=(0, *window),
                                     loss_every_step=False))
-    return {"trajectories": trajectories, "chi": chi}
+    constants = [fcn_base(p, depth, width, p.seeds, steps=p.transient_steps,
+                          c_values=c_grid(p.constants_c_x_max, p.c_x_step)) for depth, width in saturation_networks(p)]
+    return {"trajectories": trajectories[(p.depth, p.trajectory_width)],
+            "wide trajectories": trajectories[(p.wide_depth, p.wide_trajectory_width)], "chi": chi,
+            "constants": constants}
 
 
 def output_scale_sweeps(p: ChapterParameters) -> Sweeps:
