@@ -369,3 +369,43 @@ def test_chapters_glue_only_through_chapter():
     for page in sorted((ROOT / "book").glob("*.md")):
         text = page.read_text()
         assert "myst_nb" not in text and not re.search(r"^\s*glue\(", text, flags=re.M), page.name
+
+
+def test_figures_are_drawn_at_a_size_the_book_shows_readably():
+    """No figure wider than the book's column takes at readable type, and no text size set below the book style's
+    (explicit sizes in points under 10 were what made legends unreadable in the browser)."""
+    from helpers.analysis.plots import BOOK_FIGURE_WIDTH, BOOK_STYLE
+
+    sources = sorted(ROOT.glob("book/*.md")) + sorted((ROOT / "helpers").rglob("*.py"))
+    wide, small = [], []
+    for path in sources:
+        text = path.read_text()
+        wide += [f"{path.name}: {w}" for w in re.findall(r"figsize=\((\d+(?:\.\d+)?)", text)
+                 if float(w) > BOOK_FIGURE_WIDTH]
+        small += [f"{path.name}: {s}" for s in re.findall(r"(?:fontsize|labelsize)=(\d+(?:\.\d+)?)", text)
+                  if float(s) < min(BOOK_STYLE.values())]
+    assert not wide, f"figures wider than {BOOK_FIGURE_WIDTH} in: {wide}"
+    assert not small, f"text smaller than the book style's: {small}"
+
+
+def test_the_version_is_one_number_in_the_package_the_book_and_the_citation():
+    import helpers
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert config["sphinx"]["config"]["version"] == config["sphinx"]["config"]["release"] == helpers.__version__
+    assert f"helpers {helpers.__version__} " in config["html"]["extra_footer"]
+    assert citation["version"] == helpers.__version__
+    assert f"## {helpers.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_the_api_page_documents_every_module_of_helpers():
+    import pkgutil
+
+    import helpers
+
+    listed = set(re.findall(r"^\.\. automodule:: (\S+)$", (ROOT / "book" / "api.md").read_text(), re.M))
+    modules = {m.name for m in pkgutil.walk_packages(helpers.__path__, "helpers.")
+               if not m.ispkg and not m.name.endswith("__main__")}
+    assert modules <= listed, f"not on book/api.md: {sorted(modules - listed)}"
+    assert listed <= modules | {"helpers.rules"}, f"not modules: {sorted(listed - modules)}"

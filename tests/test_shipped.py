@@ -57,6 +57,20 @@ def test_every_unit_the_defaults_need_ships_at_this_numerics_version_and_nothing
     assert size <= SIZE_LIMIT, f"store/ holds {size / 2**20:.1f} MiB"
 
 
+def test_every_shipped_unit_has_checksums_that_match():
+    from helpers.sweeps.store import verify
+
+    units = sorted(SHIPPED.glob("*/seed-*[0-9].csv.gz"))
+    for runs in units:
+        seed = runs.name.split(".")[0]
+        listing, extra = runs.with_name(f"{seed}.sha256"), runs.with_name(f"{seed}.interpolation.csv.gz")
+        assert listing.exists(), f"{runs} has no checksums"
+        blobs = {runs.name: runs.read_bytes()} | ({extra.name: extra.read_bytes()} if extra.exists() else {})
+        verify(listing, blobs)
+        assert len(listing.read_text().splitlines()) == len(blobs)
+    assert len(units) > 1000
+
+
 def cheapest(chapter: str, store: ResultsStore) -> tuple:
     """The chapter's unit that took the least time to compute (as recorded in the store)."""
     return min(needed(chapter).values(), key=lambda unit: float(store.load(*unit).runs.seconds.iloc[0]))

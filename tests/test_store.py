@@ -5,6 +5,7 @@ line before any work."""
 from __future__ import annotations
 
 import errno
+import gzip
 import multiprocessing
 import os
 import signal
@@ -110,6 +111,62 @@ def test_a_damaged_unit_is_detected_and_computed_again(tiny_config, tmp_path, mo
     pd.testing.assert_frame_equal(numbers(first), numbers(again))
 
 
+def test_a_unit_cut_short_that_still_decompresses_fails_its_checksum(tiny_config, tmp_path, monkeypatch, capfd):
+    store = ResultsStore(tmp_path / "results")
+    calls = _counting(monkeypatch)
+    first = run_sweep(tiny_config, store=store, device="cpu")
+    path = store.unit_path(tiny_config, 0)
+    table = _decode(path.read_bytes())
+    shortened = table.iloc[: len(table) // 2].drop(columns="lr")
+    path.write_bytes(gzip.compress(shortened.to_csv(index=False).encode()))  # a valid gzip, half the rows
+    assert len(_decode(path.read_bytes())) == len(table) // 2
+    with pytest.warns(RuntimeWarning, match="does not match its checksum"):
+        again = run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0, 0]
+    assert "store: " in capfd.readouterr().err  # reported where a terminal shows it, not only as a warning
+    pd.testing.assert_frame_equal(numbers(first), numbers(again))
+
+
+def test_checksums_are_sha256sum_listings(tiny_config, tmp_path):
+    store = ResultsStore(tmp_path / "results")
+    run_sweep(tiny_config.updated(interpolation_points=3), store=store, device="cpu")
+    listing = store.checksum_path(tiny_config.updated(interpolation_points=3), 0)
+    checked = subprocess.run(["sha256sum", "-c", listing.name], cwd=listing.parent, capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stdout.count(": OK") == 2
+
+
+def test_a_damaged_shipped_unit_is_reported_and_computed_into_the_local_store(tiny_config, tmp_path, monkeypatch,
+                                                                              capfd):
+    shipped = ResultsStore(tmp_path / "shipped", shipped=None)
+    run_sweep(tiny_config, store=shipped, device="cpu")
+    path = shipped.unit_path(tiny_config, 0)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    store = ResultsStore(tmp_path / "local", shipped=tmp_path / "shipped")
+    calls = _counting(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="shipped"):
+        run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == [0]
+    assert path.read_bytes() == bytes(blob)  # the shipped file is left as it is
+    assert store.unit_path(tiny_config, 0).exists()
+    assert "is damaged" in capfd.readouterr().err
+
+
+def test_reading_needs_no_write_access(tiny_config, tmp_path, monkeypatch):
+    shipped = ResultsStore(tmp_path / "shipped", shipped=None)
+    first = run_sweep(tiny_config, store=shipped, device="cpu")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a folder below a file can be neither made nor written, even by root
+    store = ResultsStore(blocker / "results", shipped=tmp_path / "shipped")
+    calls = _counting(monkeypatch)
+    again = run_sweep(tiny_config, store=store, device="cpu")
+    assert calls == []
+    pd.testing.assert_frame_equal(numbers(first), numbers(again))
+    with pytest.raises(FolderNotWritable):
+        run_sweep(tiny_config.updated(width=5), store=store, device="cpu")  # a unit to compute: one clear error
+
+
 def _save_same_unit(root: str, data_root: str, barrier) -> str:
     os.environ["EARLY_DYNAMICS_DATA"] = data_root
     import torch
@@ -134,7 +191,8 @@ def test_concurrent_writers_of_one_unit_leave_one_whole_unit(tiny_config, tmp_pa
         paths = pool.starmap(_save_same_unit, [(str(root), os.environ["EARLY_DYNAMICS_DATA"], barrier)] * 4)
     assert len(set(paths)) == 1
     folder = Path(paths[0]).parent
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "seed-0.csv.gz", "seed-0.interpolation.csv.gz"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "config.json", "seed-0.csv.gz", "seed-0.interpolation.csv.gz", "seed-0.sha256"]
     config = tiny_config.updated(interpolation_points=3)
     assert ResultsStore(root).load(config, 0) is not None
 
@@ -273,8 +331,8 @@ def test_the_shipped_store_is_read_under_the_local_one_and_never_written(tiny_co
     table = run_sweep(tiny_config.updated(seeds=[0, 1]), store=store, device="cpu")
     assert calls == [1] and sorted(table.seed.unique()) == [0, 1]  # seed 0 shipped, seed 1 computed locally
     assert not (local / store.folder(tiny_config).name / "seed-0.csv.gz").exists()
-    assert sorted(p.name for p in (shipped / store.folder(tiny_config).name).iterdir()) == ["config.json",
-                                                                                           "seed-0.csv.gz"]
+    assert sorted(p.name for p in (shipped / store.folder(tiny_config).name).iterdir()
+                  if not p.name.startswith(".")) == ["config.json", "seed-0.csv.gz", "seed-0.sha256"]
     monkeypatch.setenv("EARLY_DYNAMICS_SHIPPED", "")
     assert ResultsStore(local).shipped is None and not ResultsStore(local).is_stored(tiny_config, 0)
     monkeypatch.setenv("EARLY_DYNAMICS_SHIPPED", str(shipped))

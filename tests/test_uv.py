@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import sympy as sp
 import torch
@@ -79,6 +80,17 @@ def test_c_loss_is_at_least_two_and_grows_as_width_shrinks():
         means[width] = top.c_loss.mean()
     assert means[2] > means[16] > means[512]
     assert means[512] == pytest.approx(2.0, abs=0.15)
+
+
+def test_the_uv_phase_diagram_averages_over_initializations():
+    from helpers.analysis.phases import average_constants
+
+    c = np.round(2 ** np.arange(0, 4.01, 0.1), 6)
+    k = pd.concat([uv_critical_constants(w, c, n_init=20, steps=10, seed=w) for w in (2, 16)], ignore_index=True)
+    top = average_constants(k[k.measure == "top"].drop(columns="measure").assign(depth=1))
+    assert sorted(top.width) == [2, 16] and (top.n_init == 20).all()  # one row per width, not per initialization
+    assert top.set_index("width").c_loss.to_dict() == pytest.approx(
+        k[k.measure == "top"].groupby("width").c_loss.mean().to_dict())
 
 
 def test_bad_width_is_rejected():

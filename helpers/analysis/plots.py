@@ -10,6 +10,21 @@ from matplotlib.colors import LogNorm
 from helpers.analysis.phases import polynomial_fit
 from helpers.rules import CONSTANTS, PHASES, SHARPNESS_ONLY
 
+BOOK_FIGURE_WIDTH = 12.0
+"""The widest figure a chapter draws (inches): the book shows it across its text column, about 670 px, so that a
+12-point label is about 9 px tall on the page."""
+BOOK_STYLE = {"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11,
+              "ytick.labelsize": 11, "legend.fontsize": 10, "legend.title_fontsize": 10, "figure.titlesize": 13}
+"""Matplotlib settings of every chapter's figures (sizes readable at :data:`BOOK_FIGURE_WIDTH`)."""
+
+
+def use_book_style() -> None:
+    """Apply :data:`BOOK_STYLE` to every figure drawn from now on."""
+    import matplotlib
+
+    matplotlib.rcParams.update(BOOK_STYLE)
+
+
 PHASE_COLOURS = {PHASES[0]: "#cfe3f3", SHARPNESS_ONLY: "#e3d5f7", PHASES[1]: "#fde3c4", PHASES[2]: "#f7c6c6",
                  PHASES[3]: "#dddddd"}
 """One colour per phase, ordered from the most stable to divergence (the book's one palette)."""

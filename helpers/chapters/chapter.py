@@ -20,6 +20,7 @@ import pandas as pd
 from helpers.chapters.parameters import ChapterParameters, preset_path, read_preset
 from helpers.chapters.sweeps import SWEEPS, Sweeps, chapter_sweeps
 from helpers.analysis.phases import plain, plain_rows
+from helpers.analysis.plots import use_book_style
 from helpers.sweeps.schema import Unit
 from helpers.sweeps.compute import compute_sweeps, sweeps_results
 
@@ -56,6 +57,7 @@ class Chapter:
         """The chapter ``name`` with the parameters its notebook ``namespace`` holds (after papermill's, if any),
         changed by the preset ``$EARLY_DYNAMICS_PRESET`` names, written back into ``namespace``; its missing units
         computed."""
+        use_book_style()
         p = ChapterParameters.from_namespace(name, namespace)
         preset = os.environ.get(PRESET_ENV_VAR)
         if preset:

@@ -114,7 +114,7 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
             seed: int = 0, settled: Callable[[torch.Tensor], torch.Tensor] | None = None, mix: float = 1.0) -> Eigen:
     """Largest algebraic eigenvalue of H by Lanczos with full reorthogonalization.
 
-    Stops when every model's Ritz residual β_k |s_k| ≤ tol · |θ| (so |θ − λ| ≤ tol · |θ| for some eigenvalue λ),
+    Stops when every model's Ritz residual β_k·abs(s_k) ≤ tol·abs(θ) (so abs(θ − λ) ≤ tol·abs(θ) for some eigenvalue λ),
     or after ``max_iter`` products. ``v0`` ([M, P] or [P]) warm-starts the iteration, e.g. from the last step,
     mixed with a seeded random unit vector of relative weight ``mix``: a warm start alone that is (nearly)
     orthogonal to the top eigenvector — the last step's top eigenvector after two eigenvalues crossed — converges

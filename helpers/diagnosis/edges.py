@@ -133,7 +133,8 @@ class Preconditioned:
 
 def preconditioned_sharpness(op: HessianOperator, optimizer: torch.optim.Optimizer, seed: int = 0,
                              tol: float = 1e-4) -> float:
-    """Adam's edge sharpness at θ₀: λ_max(P^-1 H)·(1 − β₁)/(1 + β₁), P = diag(|g| + ε) (:mod:`helpers.diagnosis.edges`),
+    """Adam's edge sharpness at θ₀: λ_max(P^-1 H)·(1 − β₁)/(1 + β₁), P = diag(abs(g) + ε)
+    (:mod:`helpers.diagnosis.edges`),
     by Lanczos to the relative tolerance ``tol``."""
     if not isinstance(optimizer, ADAM_FAMILY):
         raise ValueError(f"edge='preconditioned' is Adam's and AdamW's, not {type(optimizer).__name__}'s; use "

@@ -35,7 +35,7 @@ def hessian_frobenius_sq(f: np.ndarray, lam: np.ndarray, width: int, y: float = 
 
 
 def hessian_top_eigenvalue(f: np.ndarray, lam: np.ndarray, width: int, y: float = 0.0) -> np.ndarray:
-    """λ^H = max(½[λ + √(λ² + 4(r² + 2rf)/w)], |r|/√w), with r = f − y."""
+    """λ^H = max(½[λ + √(λ² + 4(r² + 2rf)/w)], abs(r)/√w), with r = f − y."""
     r = f - y
     inner = np.sqrt(np.maximum(lam**2 + 4 * (r**2 + 2 * r * f) / width, 0.0))
     return np.maximum(0.5 * (lam + inner), np.abs(r) / np.sqrt(width))
@@ -112,7 +112,7 @@ def uv_critical_constants(width: int, c_values: np.ndarray, n_init: int, steps: 
                 loss_rises=[rises(loss[i, j, 1:] / loss[i, j, 0]) for j in range(len(c_values))],
                 sharp_rises=[rises(sharp[i, j, 1:] / sharp[i, j, 0], epsilon) for j in range(len(c_values))],
                 sharp_complete=True))  # the closed form gives every step's sharpness
-            rows.append(dict(width=width, measure=measure, init=i, **constants_of(flags)))
+            rows.append(dict(width=width, measure=measure, seed=i, **constants_of(flags)))
     return pd.DataFrame(rows)
 
 

@@ -176,7 +176,7 @@ INITIAL_SHARPNESS = SharpnessCache()
 
 
 def loss_rounding_error(config: SweepConfig, seed: int, device: str | torch.device | None = None) -> float:
-    """|L₃₂(θ₀) − L₆₄(θ₀)| / L₆₄(θ₀): the relative float32 rounding error of the loss on the measurement set at the
+    """abs(L₃₂(θ₀) − L₆₄(θ₀)) / L₆₄(θ₀): the relative float32 rounding error of the loss on the measurement set at the
     initialization of ``seed`` (the noise floor of differences of L, e.g. of an interpolated barrier)."""
     target = resolve_device(device)
     data = load_sweep_data(config, target)

@@ -7,17 +7,23 @@ holds the results of every chapter's defaults and is only read. A unit is looked
 
 A unit counts as stored once its table of runs is in place. Tables are written under unique temporary names and
 renamed (the interpolated losses first, the runs last), so a reader sees a whole unit or none, two writers of one
-unit never clash, and a killed writer leaves only a temporary, deleted by the next save in its folder. gzip's own
-checksum catches a file damaged later (a full disk, a copy cut short): it is reported, deleted and computed again.
+unit never clash, and a killed writer leaves only a temporary, deleted by the next save in its folder. Each unit has
+its SHA-256 checksums beside it (``seed-N.sha256``, in ``sha256sum -c``'s format), written before its table of runs:
+a file damaged later (a full disk, a copy cut short, an edit, even one that still decompresses) is reported on
+stderr, deleted where it can be and computed again into the local store. Reading never writes: a store that holds
+every unit a call needs can be read-only.
 Values measured in float32 are stored with float32's shortest exact digits and read back bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -28,12 +34,14 @@ import pandas as pd
 
 from helpers import __version__
 from helpers.sweeps.config import SweepConfig
-from helpers.core.files import FolderNotWritable, check_writable, remove_stale_temporaries, write_bytes, write_text
+from helpers.core.files import (FolderNotWritable, check_writable, folder_lock, remove_stale_temporaries, write_bytes,
+                                write_text)
 from helpers.core.paths import configured_folder
 from helpers.sweeps.schema import FLOAT32_COLUMNS, INTERPOLATION_COLUMNS, NUMERICS_VERSION, Unit, sweep_key
 
 RESULTS_ENV_VAR = "EARLY_DYNAMICS_RESULTS"
 SHIPPED_ENV_VAR = "EARLY_DYNAMICS_SHIPPED"
+LOCK = ".save.lock"
 DAMAGED = (OSError, EOFError, zlib.error, ValueError, pd.errors.ParserError)
 
 
@@ -60,6 +68,26 @@ def _encode(table: pd.DataFrame) -> bytes:
     table = table.drop(columns="lr", errors="ignore")
     table = table.astype({name: np.float32 for name in FLOAT32_COLUMNS if name in table.columns})
     return gzip.compress(table.to_csv(index=False).encode(), mtime=0)
+
+
+class ChecksumMismatch(ValueError):
+    """A unit's file differs from the checksum written with it."""
+
+
+def checksums(blobs: dict[str, bytes]) -> str:
+    """Files' SHA-256 checksums in ``sha256sum``'s format (``HASH  NAME`` a line)."""
+    return "".join(f"{hashlib.sha256(blob).hexdigest()}  {name}\n" for name, blob in blobs.items())
+
+
+def verify(listing: Path, blobs: dict[str, bytes]) -> None:
+    """Raise :class:`ChecksumMismatch` when a file of ``blobs`` (name → bytes) is not the one ``listing`` (a
+    ``seed-N.sha256``) names; a unit stored before checksums were written has none and passes."""
+    if not listing.exists():
+        return
+    expected = dict(reversed(line.split("  ", 1)) for line in listing.read_text().splitlines() if line)
+    for name, blob in blobs.items():
+        if expected.get(name) != hashlib.sha256(blob).hexdigest():
+            raise ChecksumMismatch(f"{name} does not match its checksum")
 
 
 def _decode(blob: bytes) -> pd.DataFrame:
@@ -101,6 +129,10 @@ class ResultsStore:
         """The unit's table of interpolated losses (only for sweeps that measure them)."""
         return self.folder(config) / f"seed-{seed}.interpolation.csv.gz"
 
+    def checksum_path(self, config: SweepConfig, seed: int) -> Path:
+        """The unit's checksums (``sha256sum -c seed-N.sha256`` checks them by hand)."""
+        return self.folder(config) / f"seed-{seed}.sha256"
+
     def check_writable(self) -> None:
         """Raise one clear :class:`~helpers.core.files.FolderNotWritable` line, before any work, when the store cannot
         take results."""
@@ -113,17 +145,31 @@ class ResultsStore:
             if not path.exists():
                 continue
             try:
-                runs = _decode(path.read_bytes())
-                interpolation = (_decode(extra.read_bytes()) if config.interpolation_points else
+                blobs = {path.name: path.read_bytes()}
+                if config.interpolation_points:
+                    blobs[extra.name] = extra.read_bytes()
+                verify(folder / f"seed-{seed}.sha256", blobs)
+                runs = _decode(blobs[path.name])
+                interpolation = (_decode(blobs[extra.name]) if config.interpolation_points else
                                  pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
             except DAMAGED as err:
-                warnings.warn(f"{path} is damaged ({type(err).__name__}); it will be computed again", RuntimeWarning,
-                              stacklevel=3)
+                self._report_damaged(path, err, local=root == self.root)
                 if root == self.root:
-                    self.discard(config, seed)
+                    self._discard_if_possible(config, seed)
                 continue
             return Unit(runs, interpolation)
         return None
+
+    @staticmethod
+    def _report_damaged(path: Path, err: Exception, local: bool) -> None:
+        where = "" if local else " (shipped; it stays as it is, and the new unit goes to the local store)"
+        message = f"{path} is damaged ({type(err).__name__}: {err}){where}; it will be computed again"
+        print(f"store: {message}", file=sys.stderr, flush=True)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _discard_if_possible(self, config: SweepConfig, seed: int) -> None:
+        with contextlib.suppress(OSError):  # a read-only store: computed again only if asked; the save says why
+            self.discard(config, seed)
 
     def is_stored(self, config: SweepConfig, seed: int) -> bool:
         """Whether the unit is stored and intact; a damaged one is reported with a warning and deleted, so that it is
@@ -136,11 +182,12 @@ class ResultsStore:
 
     def discard(self, config: SweepConfig, seed: int) -> None:
         """Delete a unit's files."""
-        for path in (self.interpolation_path(config, seed), self.unit_path(config, seed)):
+        for path in (self.interpolation_path(config, seed), self.checksum_path(config, seed),
+                     self.unit_path(config, seed)):
             path.unlink(missing_ok=True)
 
     def save(self, config: SweepConfig, seed: int, unit: Unit) -> Path:
-        """Store one unit (the interpolated losses, then the runs), with ``config.json`` beside it."""
+        """Store one unit (the interpolated losses, the checksums, then the runs), with ``config.json`` beside it."""
         folder = self.folder(config)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -149,13 +196,34 @@ class ResultsStore:
             if not meta.exists():
                 write_text(meta, json.dumps({"config": config.key_dict(), "numerics": NUMERICS_VERSION,
                                              "written_by": __version__}, indent=1, default=str))
-            if config.interpolation_points:
-                write_bytes(self.interpolation_path(config, seed), _encode(unit.interpolation))
-            write_bytes(self.unit_path(config, seed), _encode(unit.runs))
+            with folder_lock(folder, LOCK):  # one writer of the folder at a time: a unit's files and checksums agree
+                if not self._intact(config, seed):
+                    self._write(config, seed, unit)
         except FolderNotWritable as err:
             raise FolderNotWritable(err.errno, f"{err}; point ${RESULTS_ENV_VAR} (or --results) at a writable "
                                                "folder with free space") from None
         return self.unit_path(config, seed)
+
+    def _intact(self, config: SweepConfig, seed: int) -> bool:
+        """Whether the local store holds the whole unit already (another writer stored it first)."""
+        runs, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
+        if not runs.exists():
+            return False
+        blobs = {runs.name: runs.read_bytes()} | ({extra.name: extra.read_bytes()} if extra.exists() else {})
+        try:
+            verify(self.checksum_path(config, seed), blobs)
+        except ChecksumMismatch:
+            return False
+        return self.checksum_path(config, seed).exists()
+
+    def _write(self, config: SweepConfig, seed: int, unit: Unit) -> None:
+        runs, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
+        blobs = {runs.name: _encode(unit.runs)}
+        if config.interpolation_points:
+            blobs[extra.name] = _encode(unit.interpolation)
+            write_bytes(extra, blobs[extra.name])
+        write_text(self.checksum_path(config, seed), checksums(blobs))
+        write_bytes(runs, blobs[runs.name])
 
     def stored_units(self, shipped: bool = False) -> Iterator[tuple[dict, int, Path]]:
         """Every unit in the local store (or the shipped one): (the ``config.json`` of its folder, seed, path of its

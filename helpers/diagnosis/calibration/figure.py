@@ -26,14 +26,14 @@ def plot_calibration(table: pd.DataFrame, axes) -> None:
         left.axhspan(-1, 1, color="0.9", zorder=0)
         left.axvline(len(FIT) - 0.5, color="0.5", lw=0.8)
         left.set(xticks=range(len(order)), ylabel="log₂(η / grid's best η)", title=f"{optimizer}: suggestions")
-        left.set_xticklabels(order, rotation=45, ha="right", fontsize=8)
-        left.legend(fontsize=7)
+        left.set_xticklabels(order, rotation=45, ha="right")
+        left.legend()
         bounded = group.eta_max_predicted.notna() & ~group.max_censored
         right.loglog(group.eta_max_observed[bounded], group.eta_max_predicted[bounded], "o", color="C7",
                      label="both found an unstable η")
         right.loglog(group.eta_max_observed[~bounded], group.eta_max_predicted[~bounded].fillna(
             group.eta_max_observed[~bounded]), "o", mfc="none", color="C7", label="one side censored (a bound)")
-        right.legend(fontsize=7)
+        right.legend()
         limits = [np.nanmin(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) / 2,
                   np.nanmax(group[["eta_max_observed", "eta_max_predicted"]].to_numpy()) * 2]
         right.plot(limits, limits, "k:", lw=0.8)
