@@ -4,4 +4,4 @@ Import what you need from the submodules, e.g. ``from helpers.curvature.operator
 Importing the package does nothing but define ``__version__``.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"

@@ -233,3 +233,19 @@ def test_the_barrier_claim_counts_observed_initializations_and_names_the_excepti
     found = barrier_claim(constants)
     assert (found["held"], found["total"]) == (1, 2)  # the third has c_sharp filled: not counted
     assert found["exceptions"] == [dict(depth=2, width=32, seed=1, c_sharp=3.0, c_barrier=2.5)]
+
+
+def test_rule_changes_counts_the_initializations_whose_constants_move():
+    from helpers.analysis.phases import rule_changes
+
+    ours = pd.DataFrame(dict(depth=[2, 2, 2, 4], width=[8, 8, 8, 8], seed=[0, 1, 2, 0],
+                             c_loss=[2.0, 2.0, np.nan, 3.0], c_sharp=[2.5, 2.5, 2.5, 3.0], c_max=[8.0, 9.0, 8.0, 6.0]))
+    other = ours.assign(c_max=[8.0, 8.5, 8.0, 6.0], c_loss=[2.0, 2.0, np.nan, 3.0])
+    other = pd.concat([other, pd.DataFrame(dict(depth=[2], width=[8], seed=[7], c_loss=[1.0], c_sharp=[1.0],
+                                                c_max=[1.0]))])  # only in one table: left out
+    table = rule_changes(ours, other).set_index(["depth", "width"])
+    assert table.loc[(2, 8), "n_init"] == 3 and table.loc[(2, 8), "changed"] == 1  # NaN = NaN is no change
+    assert table.loc[(2, 8), "c_max_changed"] == 1 and table.loc[(2, 8), "c_loss_changed"] == 0
+    assert table.loc[(2, 8), "c_max"] == pytest.approx(25 / 3) and table.loc[(2, 8), "c_max_other"] == pytest.approx(
+        24.5 / 3)
+    assert table.loc[(4, 8), "changed"] == 0

@@ -180,3 +180,25 @@ def barrier_claim(constants: pd.DataFrame, rule: str = "c_barrier") -> dict:
     keys = [k for k in ("depth", "width", "seed", "c_sharp", rule) if k in bad.columns]
     return dict(held=int(len(observed) - len(bad)), total=int(len(observed)), exceptions=plain_rows(bad, dict(
         zip(keys, keys))))
+
+
+def rule_changes(ours: pd.DataFrame, other: pd.DataFrame, names: tuple[str, ...] = CONSTANTS,
+                 keys: tuple[str, ...] = ("depth", "width", "seed")) -> pd.DataFrame:
+    """Per network (``keys`` but the seed), how two readings of the same initializations differ (``ours``, ``other``:
+    :func:`critical_constants` tables): initializations compared and changed (any of ``names``), and for each
+    constant the two means and how many initializations it changed in. Initializations in only one table are left
+    out. A network row per network, changed or not."""
+    pairs = ours.merge(other, on=list(keys), suffixes=("", "_other"))
+    network = [k for k in keys if k != "seed"]
+    rows = []
+    for key, group in pairs.groupby(network):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(network, key), n_init=len(group))
+        moved = np.zeros(len(group), dtype=bool)
+        for name in names:
+            a, b = group[name].astype(float), group[f"{name}_other"].astype(float)
+            differs = ~((a.to_numpy() == b.to_numpy()) | (a.isna().to_numpy() & b.isna().to_numpy()))
+            moved |= differs
+            row |= {name: float(a.mean()), f"{name}_other": float(b.mean()), f"{name}_changed": int(differs.sum())}
+        rows.append(row | {"changed": int(moved.sum())})
+    return pd.DataFrame(rows)

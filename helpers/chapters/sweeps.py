@@ -44,8 +44,9 @@ def catapult_sweeps(p: ChapterParameters) -> Sweeps:
 def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
     """``03_phase_diagrams``: widths at one depth; depths at each of ``depth_widths``; wide networks at a small depth
     (the small-d/w end); the NTK parameterization at ``ntp_widths`` (App. C); the convolutional panel (its own
-    initializations, training subset and c grid: ``conv_*``); and one network under the study's 20-step power
-    iteration beside Lanczos, and with λ^H on ``subset_n_sharpness`` examples beside the study's subset."""
+    initializations, training subset and c grid: ``conv_*``); one network under the study's 20-step power
+    iteration beside Lanczos, and with λ^H on ``subset_n_sharpness`` examples beside the study's subset; and the FCNs
+    under the divergence rule of earlier versions (the measurement set's loss too) beside the study's."""
     base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.widths[0], p.parameterization, p.bias), dataset=p.dataset,
                        loss=p.loss, n_train=p.n_train, n_sharpness=p.n_sharpness, batch_size=p.batch_size,
                        steps=p.steps, c_values=c_grid(p.c_x_max, p.c_x_step), seeds=tuple(p.seeds),
@@ -55,9 +56,11 @@ def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
                          n_sharpness=p.conv_n_sharpness,
                          c_values=c_grid(p.conv_c_x_max, p.conv_c_x_step)) for w in p.conv_widths]
     pair = base.updated(depth=p.estimator_depth, width=p.estimator_width, seeds=p.estimator_seeds)
-    return {"by_width": [base.with_model(width=w) for w in p.widths],
+    fcns = {"by_width": [base.with_model(width=w) for w in p.widths],
             "by_depth": [base.with_model(depth=d, width=w) for w in p.depth_widths for d in p.depths],
-            "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths],
+            "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths]}
+    earlier = [c.updated(divergence="minibatch or measurement") for c in unique_configs(fcns)]
+    return {**fcns, "earlier divergence rule": earlier,
             "ntp": [base.with_model(width=w, parameterization="ntp") for w in p.ntp_widths], "conv": conv,
             "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")],
             "subset": [pair.updated(n_sharpness=p.subset_n_sharpness)]}

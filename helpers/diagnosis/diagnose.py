@@ -101,7 +101,8 @@ def diagnose(model: torch.nn.Module | Callable[[], torch.nn.Module], x, y=None, 
     target, n = resolve_device(device), len(x)
     training = Training(n_sharpness=min(min(n_sharpness, 512) if quick else n_sharpness, n),
                         batch_size=batch_size or n, steps=steps, c_values=grid, sharpness=sharpness,
-                        search="loss" if quick or optimizer is not None else "first-rise")
+                        search="loss" if quick or optimizer is not None else "first-rise",
+                        divergence="minibatch or measurement")  # the walk of OptimizerRuns uses both losses too
     request = Request(None if builder else model, builder, Data(x.to(target), y.to(target), y.to(target), "user"),
                       loss, target, None if batch_size else [torch.arange(n)] * steps, optimizer, edge, held, quick,
                       progress)

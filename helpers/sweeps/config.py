@@ -14,6 +14,9 @@ from helpers.rules import DIVERGE_LOSS
 SHARPNESS_METHODS = ("lanczos", "power")
 SEARCHES = ("first-rise", "scan", "loss")
 LANCZOS_STARTS = ("warm", "mixed")
+DIVERGENCE_RULES = ("minibatch", "minibatch or measurement")
+"""How a run is found divergent: the study's rule, its minibatch loss above ``diverge_loss`` or not finite
+(``minibatch``), or that or the measurement set's L_t above it (``minibatch or measurement``)."""
 _TUPLES = ("c_values", "seeds", "measure_at")
 
 
@@ -49,6 +52,7 @@ class Training:
     lanczos_start: str = "warm"
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = DIVERGE_LOSS
+    divergence: str = "minibatch"
     interpolation_points: int = 0
     transient_cap: int | None = None
     loss_every_step: bool = True
@@ -72,6 +76,8 @@ class Training:
             raise ValueError(f"sharpness must be one of {SHARPNESS_METHODS}, got {self.sharpness!r}")
         if self.lanczos_start not in LANCZOS_STARTS:
             raise ValueError(f"lanczos_start must be one of {LANCZOS_STARTS}, got {self.lanczos_start!r}")
+        if self.divergence not in DIVERGENCE_RULES:
+            raise ValueError(f"divergence must be one of {DIVERGENCE_RULES}, got {self.divergence!r}")
         if self.search not in SEARCHES:
             raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
         if self.measure_at is not None and self.search != "scan":
@@ -111,6 +117,8 @@ class SweepConfig:
     ``lanczos_start`` is how Lanczos starts at t ≥ 1: ``warm``, from the last step's top eigenvector (the shipped
     store's estimator), or ``mixed``, from that vector plus a seeded random one of equal weight, which keeps the top
     eigenpair in reach where two eigenvalues cross between steps (:func:`~helpers.curvature.operators.lanczos`).
+    ``divergence`` is the rule a run diverges by (:data:`DIVERGENCE_RULES`): the study's, on the minibatch loss, or
+    that or the measurement set's loss above ``diverge_loss`` (the rule of the units stored before 0.7).
     ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded to two decimals, exceeds 1 + ε" (the study's 0.05 for
     zero-output networks). ``stack`` is how many runs train together as one stack of models (None: one on CPU, up
     to 16 on a GPU).
@@ -133,6 +141,7 @@ class SweepConfig:
     lanczos_start: str = "warm"
     measure_at: tuple[int, ...] | None = None
     diverge_loss: float = DIVERGE_LOSS
+    divergence: str = "minibatch"
     interpolation_points: int = 0
     transient_cap: int | None = None
     loss_every_step: bool = True
@@ -189,12 +198,17 @@ class SweepConfig:
     def key_dict(self) -> dict:
         """Everything that determines a run's numbers: not the seeds, which index units, nor ``stack``, which changes
         them only at float32 rounding level (:data:`~helpers.sweeps.schema.NOT_KEYED`). ``lanczos_start`` enters only
-        when it is not ``warm``, the estimator every unit stored before it existed was computed with."""
+        when it is not ``warm``, the estimator every unit stored before it existed was computed with; ``divergence``
+        only when it is not the study's ``minibatch``: a unit stored before the rule existed has the same numbers
+        unless one of its runs diverged by its measurement loss alone, which the store recognises and computes again
+        (:func:`~helpers.sweeps.store.earlier_divergence_rule`)."""
         out = asdict(self)
         out.pop("seeds")
         out.pop("stack")
         if out["lanczos_start"] == "warm":
             out.pop("lanczos_start")
+        if out["divergence"] == "minibatch":
+            out.pop("divergence")
         return out
 
     @classmethod

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import os
 import sys
-import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +34,7 @@ from helpers import __version__
 from helpers.sweeps.config import SweepConfig
 from helpers.core.files import (FolderNotWritable, check_writable, folder_lock, remove_stale_temporaries, write_bytes,
                                 write_text)
+from helpers.core.checksums import ChecksumMismatch, checksums, verify
 from helpers.core.paths import configured_folder
 from helpers.sweeps.schema import FLOAT32_COLUMNS, INTERPOLATION_COLUMNS, NUMERICS_VERSION, Unit, sweep_key
 
@@ -70,24 +69,15 @@ def _encode(table: pd.DataFrame) -> bytes:
     return gzip.compress(table.to_csv(index=False).encode(), mtime=0)
 
 
-class ChecksumMismatch(ValueError):
-    """A unit's file differs from the checksum written with it."""
-
-
-def checksums(blobs: dict[str, bytes]) -> str:
-    """Files' SHA-256 checksums in ``sha256sum``'s format (``HASH  NAME`` a line)."""
-    return "".join(f"{hashlib.sha256(blob).hexdigest()}  {name}\n" for name, blob in blobs.items())
-
-
-def verify(listing: Path, blobs: dict[str, bytes]) -> None:
-    """Raise :class:`ChecksumMismatch` when a file of ``blobs`` (name → bytes) is not the one ``listing`` (a
-    ``seed-N.sha256``) names; a unit stored before checksums were written has none and passes."""
-    if not listing.exists():
-        return
-    expected = dict(reversed(line.split("  ", 1)) for line in listing.read_text().splitlines() if line)
-    for name, blob in blobs.items():
-        if expected.get(name) != hashlib.sha256(blob).hexdigest():
-            raise ChecksumMismatch(f"{name} does not match its checksum")
+def earlier_divergence_rule(runs: pd.DataFrame, config: SweepConfig) -> bool:
+    """Whether a unit stored under the study's divergence rule was in fact computed under the earlier one: a run
+    marked divergent whose minibatch loss was finite and at most the threshold (its measurement loss stopped it),
+    which the study's rule never does."""
+    if config.divergence != "minibatch" or not {"diverged", "batch_loss"} <= set(runs.columns):
+        return False
+    marked = runs["diverged"].astype(bool).to_numpy()
+    batch = runs["batch_loss"].to_numpy(dtype=float)
+    return bool((marked & np.isfinite(batch) & (batch <= config.diverge_loss)).any())
 
 
 def _decode(blob: bytes) -> pd.DataFrame:
@@ -157,15 +147,24 @@ class ResultsStore:
                 if root == self.root:
                     self._discard_if_possible(config, seed)
                 continue
+            if earlier_divergence_rule(runs, config):
+                self._report(f"{path} was computed under the measurement-set divergence rule (helpers < 0.7), "
+                             "not the study's; it will be computed again")
+                if root == self.root:
+                    self._discard_if_possible(config, seed)
+                continue
             return Unit(runs, interpolation)
         return None
 
-    @staticmethod
-    def _report_damaged(path: Path, err: Exception, local: bool) -> None:
+    @classmethod
+    def _report_damaged(cls, path: Path, err: Exception, local: bool) -> None:
         where = "" if local else " (shipped; it stays as it is, and the new unit goes to the local store)"
-        message = f"{path} is damaged ({type(err).__name__}: {err}){where}; it will be computed again"
+        cls._report(f"{path} is damaged ({type(err).__name__}: {err}){where}; it will be computed again")
+
+    @staticmethod
+    def _report(message: str) -> None:
+        """One line on stderr: what a terminal shows (and papermill with ``--log-output``), like the progress lines."""
         print(f"store: {message}", file=sys.stderr, flush=True)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     def _discard_if_possible(self, config: SweepConfig, seed: int) -> None:
         with contextlib.suppress(OSError):  # a read-only store: computed again only if asked; the save says why

@@ -152,7 +152,8 @@ def train_chunk(init: Initialization, c_values: list[float], policy: Policy = Po
         batch_losses, dead = sgd_step(state, problem, init, step)
         if loss_wanted(policy, config, state, step):
             losses = problem.losses(state.params)
-            dead = dead | diverged(losses, config.diverge_loss)
+            if config.divergence == "minibatch or measurement":
+                dead = dead | diverged(losses, config.diverge_loss)
         else:
             losses = torch.full_like(batch_losses, math.nan)
         dead = state.alive & dead
