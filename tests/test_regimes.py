@@ -29,6 +29,20 @@ def test_each_regime_begins_where_the_trajectory_was_built_to_enter_it():
                                  "edge of stability"]
 
 
+def test_a_run_that_starts_above_the_edge_reaches_it_only_after_its_catapult():
+    steps, s = trajectory()
+    s = np.where(steps <= 10, 40 - 3.6 * steps, s)  # 2/η at the start, down to 4 by step 10
+    r = sharpness_regimes(steps, s, LR)
+    assert r.saturation == 10 and r.edge_of_stability in (650, 651)
+
+
+def test_a_slow_decline_after_a_fast_drop_is_the_saturation_not_the_transient():
+    steps = np.arange(0, 900)
+    s = np.where(steps <= 5, 10 - 1.6 * steps, 2.0 - steps / 9000)  # a fast drop to 2, then 5 % lower by the end
+    r = sharpness_regimes(steps, s, LR)
+    assert r.saturation == 5 and r.sharpening is None and r.edge_of_stability is None
+
+
 def test_a_run_that_never_sharpens_has_no_later_regimes():
     steps = np.arange(0, 200)
     s = 5 + 0.2 * np.cos(steps)  # within 10 % of its minimum throughout, far below 2/η

@@ -4,11 +4,11 @@ near 2/η (for MSE under gradient descent).
 
 Where each regime begins is read from the numbers with stated thresholds (:class:`Regimes`), not at fixed steps:
 
-- the early transient runs from step 0 to ``saturation``, the step of the smallest λ^H_t in the first third of the run
-  (where the sharpness stops falling; step 0 when it never falls);
-- the intermediate saturation runs from there while λ^H_t stays within ``rise`` (10 %) of that minimum;
-- progressive sharpening begins at the first later step with λ^H_t above (1 + ``rise``) times the minimum;
-- the edge of stability begins at the first step with λ^H_t ≥ ``edge`` (0.9) · 2/η.
+- the early transient runs from step 0 until the intermediate saturation begins, at the first step where λ^H_t is
+  within ``rise`` (10 %) of m, the smallest λ^H_t of the first third of the run (step 0 when it never falls);
+- progressive sharpening begins at the first step after that minimum with λ^H_t above (1 + ``rise``)·m;
+- the edge of stability begins at the first step after the transient with λ^H_t ≥ ``edge`` (0.9) · 2/η (a run that
+  starts above the edge and catapults below it is not at the edge before it falls).
 
 A regime the run never reaches begins at None.
 """
@@ -46,10 +46,11 @@ def sharpness_regimes(steps, sharpness, lr: float, rise: float = RISE, edge: flo
     steps, sharpness = _measured(steps, sharpness)
     first_third = steps <= steps[0] + (steps[-1] - steps[0]) / 3
     low = int(np.argmin(np.where(first_third, sharpness, np.inf)))
-    after = np.arange(len(steps)) > low
-    sharpening = _first(steps, after & (sharpness > (1 + rise) * sharpness[low]))
-    at_edge = _first(steps, sharpness >= edge * 2 / lr)
-    return Regimes(int(steps[0]), int(steps[low]), sharpening, at_edge, rise, edge)
+    index = np.arange(len(steps))
+    saturation = int(np.argmax(sharpness <= (1 + rise) * sharpness[low]))
+    sharpening = _first(steps, (index > low) & (sharpness > (1 + rise) * sharpness[low]))
+    at_edge = _first(steps, (index > saturation) & (sharpness >= edge * 2 / lr))
+    return Regimes(int(steps[0]), int(steps[saturation]), sharpening, at_edge, rise, edge)
 
 
 def edge_ratio(steps, sharpness, lr: float, window: float = 0.25) -> dict:
