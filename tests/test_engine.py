@@ -12,6 +12,8 @@ import torch
 
 from helpers.nets.build import build_model
 from helpers.sweeps.config import SweepConfig, c_grid
+from helpers.sweeps.engine import compute_unit
+from helpers.sweeps.store import config_key
 from helpers.curvature.operators import model_loss
 from helpers.curvature.reference import exact_hessian
 from helpers.sweeps.engine import run_unit, walk_grid
@@ -244,3 +246,24 @@ def test_the_endpoint_after_the_transient_is_where_the_loss_stays_below_its_star
         assert curve.loss.iloc[-1] == pytest.approx(states[expected], rel=1e-4)
         checked_later += expected > config.steps
     assert checked_later, "no run was still in its transient at T: the test would not test the cap"
+
+
+def test_init_seed_and_batch_seed_take_the_two_sources_of_spread_apart(tiny_config):
+    from tests.conftest import numbers
+
+    config = tiny_config.updated(seeds=[0, 1])
+    assert "init_seed" not in config.key_dict() and "batch_seed" not in config.key_dict()
+    fixed_init, fixed_batches = config.updated(init_seed=0), config.updated(batch_seed=0)
+    assert len({config_key(c) for c in (config, fixed_init, fixed_batches)}) == 3
+    runs = {name: {s: compute_unit(c, s).runs for s in (0, 1)} for name, c in
+            (("both", config), ("init", fixed_init), ("batches", fixed_batches))}
+    # seed 0 is the same unit in every arm: its initialization and batch order are both drawn from 0
+    for name in ("init", "batches"):
+        pd.testing.assert_frame_equal(numbers(runs[name][0]), numbers(runs["both"][0]))
+    assert runs["init"][1].sharpness0.iloc[0] == runs["init"][0].sharpness0.iloc[0]  # one θ₀
+    assert not runs["init"][1].loss.equals(runs["init"][0].loss)  # another batch order
+    assert runs["batches"][1].sharpness0.iloc[0] != runs["batches"][0].sharpness0.iloc[0]  # another θ₀
+    assert runs["batches"][1].sharpness0.iloc[0] == runs["both"][1].sharpness0.iloc[0]  # θ₀ from seed 1 in both
+    assert not runs["batches"][1].batch_loss.iloc[1:].equals(runs["both"][1].batch_loss.iloc[1:])  # batches from 0
+    with pytest.raises(ValueError, match="init_seed must be an integer"):
+        config.updated(init_seed=1.5)

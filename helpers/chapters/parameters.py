@@ -41,7 +41,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         conv_arch="myrtle", conv_depth=5, conv_widths=[4, 8, 16], conv_dataset="fashion-mnist", conv_init="study",
         conv_seeds=[0, 1, 2], conv_n_train=1024, conv_n_sharpness=512, conv_c_x_max=8.0, conv_c_x_step=0.5,
         fit_degree=2, estimator_depth=4, estimator_width=128, estimator_seeds=[0, 1, 2, 3, 4], subset_n_sharpness=512,
-        backend="auto", check_claims=True),
+        noise_depth=4, noise_width=128, backend="auto", check_claims=True),
     "04_loss_connectivity": dict(
         **_STUDY_FCN, steps=10, seeds=[0, 1, 2, 3, 4], c_x_max=8.0, c_x_step=0.1, depth=2, widths=[32, 128, 512],
         depth_width=128, depths=[2, 4, 8], interpolation_points=101, transient_cap=40,

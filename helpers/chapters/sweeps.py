@@ -52,8 +52,10 @@ def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
     """``03_phase_diagrams``: widths at one depth; depths at each of ``depth_widths``; wide networks at a small depth
     (the small-d/w end); the NTK parameterization at ``ntp_widths`` (App. C); the convolutional panel (its own
     initializations, training subset and c grid: ``conv_*``); one network under the study's 20-step power
-    iteration beside Lanczos, and with λ^H on ``subset_n_sharpness`` examples beside the study's subset; and the FCNs
-    under the divergence rule of earlier versions (the measurement set's loss too) beside the study's."""
+    iteration beside Lanczos, and with λ^H on ``subset_n_sharpness`` examples beside the study's subset; the FCNs
+    under the divergence rule of earlier versions (the measurement set's loss too) beside the study's; and one network
+    with its batch order fixed over the initializations, and its initialization fixed over the batch orders
+    (App. A)."""
     base = SweepConfig(model=ModelSpec(p.arch, p.depth, p.widths[0], p.parameterization, p.bias), dataset=p.dataset,
                        loss=p.loss, n_train=p.n_train, n_sharpness=p.n_sharpness, batch_size=p.batch_size,
                        steps=p.steps, c_values=c_grid(p.c_x_max, p.c_x_step), seeds=tuple(p.seeds),
@@ -67,7 +69,9 @@ def phase_diagram_sweeps(p: ChapterParameters) -> Sweeps:
             "by_depth": [base.with_model(depth=d, width=w) for w in p.depth_widths for d in p.depths],
             "shallow": [base.with_model(depth=p.shallow_depth, width=w) for w in p.shallow_widths]}
     earlier = [c.updated(divergence="minibatch or measurement") for c in unique_configs(fcns)]
-    return {**fcns, "earlier divergence rule": earlier,
+    noise = base.with_model(depth=p.noise_depth, width=p.noise_width)
+    return {**fcns, "earlier divergence rule": earlier, "fixed batch order": [noise.updated(batch_seed=p.seeds[0])],
+            "fixed initialization": [noise.updated(init_seed=p.seeds[0])],
             "ntp": [base.with_model(width=w, parameterization="ntp") for w in p.ntp_widths], "conv": conv,
             "estimators": [pair.updated(sharpness=method) for method in ("lanczos", "power")],
             "subset": [pair.updated(n_sharpness=p.subset_n_sharpness)]}

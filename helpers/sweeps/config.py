@@ -117,6 +117,8 @@ class SweepConfig:
     ``lanczos_start`` is how Lanczos starts at t ≥ 1: ``warm``, from the last step's top eigenvector (the shipped
     store's estimator), or ``mixed``, from that vector plus a seeded random one of equal weight, which keeps the top
     eigenpair in reach where two eigenvalues cross between steps (:func:`~helpers.curvature.operators.lanczos`).
+    A unit's seed draws both its initialization and its batch order; ``init_seed`` (``batch_seed``) fixes the one for
+    every unit of the sweep, so that the seeds vary only the other (the two sources of spread apart, App. A).
     ``divergence`` is the rule a run diverges by (:data:`DIVERGENCE_RULES`): the study's, on the minibatch loss, or
     that or the measurement set's loss above ``diverge_loss`` (the rule of the units stored before 0.7).
     ``rise_epsilon`` is ε in the rule "λ^H_t/λ^H_0, rounded to two decimals, exceeds 1 + ε" (the study's 0.05 for
@@ -134,6 +136,8 @@ class SweepConfig:
     c_values: tuple[float, ...] = field(default_factory=c_grid)
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
+    init_seed: int | None = None
+    batch_seed: int | None = None
     sharpness: str = "lanczos"
     search: str = "first-rise"
     rise_epsilon: float = 0.0
@@ -154,6 +158,10 @@ class SweepConfig:
         if self.measure_at is not None:
             object.__setattr__(self, "measure_at", tuple(sorted(set(int(t) for t in self.measure_at))))
         _positive_int("n_train", self.n_train)
+        for name in ("init_seed", "batch_seed"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"{name} must be an integer or None, got {value!r}")
         if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) for s in self.seeds):
             raise ValueError(f"seeds must be a non-empty list of integers, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
@@ -209,6 +217,9 @@ class SweepConfig:
             out.pop("lanczos_start")
         if out["divergence"] == "minibatch":
             out.pop("divergence")
+        for name in ("init_seed", "batch_seed"):  # None: the unit's seed, as for every unit stored before they existed
+            if out[name] is None:
+                out.pop(name)
         return out
 
     @classmethod

@@ -101,17 +101,19 @@ def run_model(config: Training, model: torch.nn.Module, data: Data, seed: int,
 
 def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.device | None = None,
              cache: SharpnessCache | None = None) -> Unit:
-    """One initialization of the config's model on ``data``: see :func:`run_model`. ``cache`` holds λ^H_0 already
-    measured at this θ₀ on this data and receives the one measured here."""
+    """One initialization of the config's model on ``data``: see :func:`run_model`. The model is drawn from ``seed``
+    (or the config's ``init_seed``), the batch order from ``seed`` (or its ``batch_seed``). ``cache`` holds λ^H_0
+    already measured at this θ₀ on this data and receives the one measured here."""
     target = resolve_device(device)
     data = data.to(target)
-    model = build_model(config.model, tuple(data.x.shape[1:]), seed=seed, device=target,
+    init = seed if config.init_seed is None else config.init_seed
+    model = build_model(config.model, tuple(data.x.shape[1:]), seed=init, device=target,
                         reference_x=data.x[: config.n_sharpness])
-    start = None
-    if cache is not None:
-        start = cache.get(start_key(config, seed, target),
-                          lambda: initial_sharpness(config.training, model, data, seed))
-    return run_model(config.training, model, data, seed, target, start=start)
+    measure = lambda: initial_sharpness(config.training, model, data, init)  # noqa: E731 -- one θ₀, one λ^H_0
+    start = cache.get(start_key(config, init, target), measure) if cache is not None else measure()
+    batches = None if config.batch_seed is None else batch_order(
+        len(data), config.batch_size, max(config.steps, config.transient_cap or 0), config.batch_seed)
+    return run_model(config.training, model, data, seed, target, start=start, batches=batches)
 
 
 def compute_unit(config: SweepConfig, seed: int, data: Data | None = None,
