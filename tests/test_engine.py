@@ -267,3 +267,25 @@ def test_init_seed_and_batch_seed_take_the_two_sources_of_spread_apart(tiny_conf
     assert not runs["batches"][1].batch_loss.iloc[1:].equals(runs["both"][1].batch_loss.iloc[1:])  # batches from 0
     with pytest.raises(ValueError, match="init_seed must be an integer"):
         config.updated(init_seed=1.5)
+
+
+def test_the_recorded_movement_of_the_first_step_is_eta_times_the_gradient_norm(tiny_config):
+    from helpers.nets.build import build_model
+    from helpers.nets.losses import get_loss
+    from helpers.sweeps.problem import batch_order, load_sweep_data
+
+    config = tiny_config.updated(record_movement=True, search="scan", c_values=[0.5, 1.0])
+    assert config.key_dict()["record_movement"] and "record_movement" not in tiny_config.key_dict()
+    runs = compute_unit(config, 0).runs
+    data = load_sweep_data(config, "cpu")
+    model = build_model(config.model, tuple(data.x.shape[1:]), seed=0, reference_x=data.x[: config.n_sharpness])
+    first = batch_order(len(data), config.batch_size, config.steps, 0)[0]
+    loss = get_loss(config.loss)(model(data.x[first]), data.y[first])
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    gradient = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+    norm0 = torch.sqrt(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
+    for _, run in runs.groupby("c"):
+        at = run.set_index("step").movement
+        assert at[0] == 0.0
+        assert at[1] == pytest.approx(float(run.lr.iloc[0] * gradient / norm0), rel=1e-4)
+        assert (at.diff().dropna() != 0).all()  # it moves at every step

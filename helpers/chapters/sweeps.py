@@ -102,7 +102,8 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
     (network, c) trained to the end of its window τ, …, τ + n − 1 with the sharpness measured at step 0 and in the
     window (the minibatch loss, which locates the end of the transient, comes with every step); and each network's
     early-transient constants (03's protocol: T = ``transient_steps`` steps, c = 2^x, x = 0, …,
-    ``constants_c_x_max``), for the window c_crit < c < c_loss."""
+    ``constants_c_x_max``), for the window c_crit < c < c_loss; and the trajectories again with the weights' movement
+    ‖θ_t − θ₀‖/‖θ₀‖ recorded (is the network lazy below c_crit?)."""
     base = fcn_base(p, p.depth, p.trajectory_width, p.seeds, search="scan")
     trajectories = {(p.depth, p.trajectory_width): [], (p.wide_depth, p.wide_trajectory_width): []}
     for (depth, width), group in trajectories.items():
@@ -119,9 +120,10 @@ def saturation_sweeps(p: ChapterParameters) -> Sweeps:
                                     loss_every_step=False))
     constants = [fcn_base(p, depth, width, p.seeds, steps=p.transient_steps,
                           c_values=c_grid(p.constants_c_x_max, p.c_x_step)) for depth, width in saturation_networks(p)]
+    movement = [c.updated(record_movement=True) for group in trajectories.values() for c in group]
     return {"trajectories": trajectories[(p.depth, p.trajectory_width)],
             "wide trajectories": trajectories[(p.wide_depth, p.wide_trajectory_width)], "chi": chi,
-            "constants": constants}
+            "constants": constants, "movement": movement}
 
 
 def output_scale_sweeps(p: ChapterParameters) -> Sweeps:

@@ -56,6 +56,7 @@ class Training:
     interpolation_points: int = 0
     transient_cap: int | None = None
     loss_every_step: bool = True
+    record_movement: bool = False
     stack: int | None = None
 
     def __post_init__(self) -> None:
@@ -117,6 +118,8 @@ class SweepConfig:
     ``lanczos_start`` is how Lanczos starts at t ≥ 1: ``warm``, from the last step's top eigenvector (the shipped
     store's estimator), or ``mixed``, from that vector plus a seeded random one of equal weight, which keeps the top
     eigenpair in reach where two eigenvalues cross between steps (:func:`~helpers.curvature.operators.lanczos`).
+    ``record_movement`` adds the relative distance the weights have moved, ‖θ_t − θ₀‖/‖θ₀‖, at every step of every run
+    (the ``movement`` column: how lazy a run is).
     A unit's seed draws both its initialization and its batch order; ``init_seed`` (``batch_seed``) fixes the one for
     every unit of the sweep, so that the seeds vary only the other (the two sources of spread apart, App. A).
     ``divergence`` is the rule a run diverges by (:data:`DIVERGENCE_RULES`): the study's, on the minibatch loss, or
@@ -149,6 +152,7 @@ class SweepConfig:
     interpolation_points: int = 0
     transient_cap: int | None = None
     loss_every_step: bool = True
+    record_movement: bool = False
     stack: int | None = None
 
     def __post_init__(self) -> None:
@@ -220,6 +224,8 @@ class SweepConfig:
         for name in ("init_seed", "batch_seed"):  # None: the unit's seed, as for every unit stored before they existed
             if out[name] is None:
                 out.pop(name)
+        if not out["record_movement"]:
+            out.pop("record_movement")
         return out
 
     @classmethod

@@ -93,7 +93,8 @@ def run_model(config: Training, model: torch.nn.Module, data: Data, seed: int,
     slices = slice_size(model, data.x[:1], size)  # one slicing for every run of the unit, however many train at once
     init = Initialization(config, model, data, loss, seed, start, [b.to(target) for b in batches], slices)
     records, segments = walk_grid(config, functools.partial(train_chunk, init), size)
-    runs = pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS)).sort_values(["c", "step"], ignore_index=True)
+    columns = list(RUN_COLUMNS) + (["movement"] if config.record_movement else [])
+    runs = pd.DataFrame.from_records(records, columns=columns).sort_values(["c", "step"], ignore_index=True)
     columns = list(INTERPOLATION_COLUMNS) + (["end_step"] if config.transient_cap is not None else [])
     segment_table = pd.DataFrame.from_records(segments, columns=columns)
     return Unit(runs, segment_table.sort_values(["c", "tau"], ignore_index=True))

@@ -32,7 +32,7 @@ how many runs trained together as one stack, and the processor's model name (the
 before they were recorded: those were computed one run at a time, on a CPU)."""
 INTERPOLATION_COLUMNS = ("seed", "c", "tau", "loss")
 """One row per run and point τ of L_int(τ) = L((1 − τ)θ₀ + τθ_T)."""
-FLOAT32_COLUMNS = ("loss", "loss0", "batch_loss", "sharpness", "sharpness0")
+FLOAT32_COLUMNS = ("loss", "loss0", "batch_loss", "sharpness", "sharpness0", "movement")
 """Measured in float32: stored with float32's shortest exact digits, read back bit for bit."""
 RENAMED = {"loss": "loss_fn", "sharpness": "sharpness_method"}
 NOT_KEYED = ("seeds", "stack")

@@ -55,7 +55,8 @@ class RunState:
     def start(cls, c_values: list[float], problem: Problem, init: Initialization) -> RunState:
         m, loss0, sharpness0 = len(c_values), init.origin.loss0, init.sharpness0
         records = [dict(c=c, step=0, loss=loss0, batch_loss=math.nan, sharpness=sharpness0, diverged=False,
-                        products=init.start.n_products, converged=bool(init.start.converged[0])) for c in c_values]
+                        products=init.start.n_products, converged=bool(init.start.converged[0]),
+                        **({"movement": 0.0} if init.config.record_movement else {})) for c in c_values]
         lr = torch.tensor(c_values, device=problem.params0[0].device) / sharpness0
         return cls(list(c_values), lr, [p.clone() for p in problem.params0], torch.ones(m, dtype=torch.bool,
                    device=lr.device), [False] * m, [False] * m, init.start.eigenvector.expand(m, -1), records)
@@ -128,9 +129,15 @@ def measure_step(state: RunState, problem: Problem, init: Initialization, policy
     return eig
 
 
+def movement(params: list[torch.Tensor], params0: list[torch.Tensor]) -> torch.Tensor:
+    """‖θ_t − θ₀‖/‖θ₀‖ of every run of a stack (parameters [M, ...])."""
+    moved = sum(((p - q) ** 2).flatten(1).sum(1) for p, q in zip(params, params0))
+    return torch.sqrt(moved / sum((q**2).flatten(1).sum(1) for q in params0))
+
+
 def record_step(state: RunState, step: int, losses, batch_losses, dead, was_alive, eig: Eigen | None,
-                measured: list[bool]) -> None:
-    """Append one record per run that was alive before ``step``."""
+                measured: list[bool], moved: torch.Tensor | None = None) -> None:
+    """Append one record per run that was alive before ``step`` (with its ``movement`` where ``moved`` is given)."""
     for i, c in enumerate(state.c):
         if not was_alive[i]:
             continue
@@ -139,6 +146,8 @@ def record_step(state: RunState, step: int, losses, batch_losses, dead, was_aliv
                                   sharpness=float(eig.eigenvalue[i]) if ok else math.nan, diverged=bool(dead[i]),
                                   products=eig.n_products if eig is not None else 0,
                                   converged=bool(eig.converged[i]) if ok else False))
+        if moved is not None:
+            state.records[-1]["movement"] = float(moved[i]) if bool(state.alive[i]) else math.nan
 
 
 def train_chunk(init: Initialization, c_values: list[float], policy: Policy = Policy()) -> tuple[list[dict],
@@ -163,7 +172,8 @@ def train_chunk(init: Initialization, c_values: list[float], policy: Policy = Po
         state.params = _where_alive(state.alive, state.params, problem.params0)
         measured = state.waiting() if policy.sharpness == "until risen" else [True] * len(c_values)
         eig = measure_step(state, problem, init, policy, step)
-        record_step(state, step, losses, batch_losses, dead, was_alive, eig, measured)
+        moved = movement(state.params, problem.params0) if config.record_movement else None
+        record_step(state, step, losses, batch_losses, dead, was_alive, eig, measured, moved)
         if not bool(state.alive.any()):
             break
     for r in state.records:
