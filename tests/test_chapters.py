@@ -91,7 +91,9 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert set(values["chi_curves"]) == {16, 24} and all(len(p) == 2 for p in values["chi_curves"][16])
         assert {(r["width"], r["depth"]) for r in values["window_table"]} == {(16, 2), (24, 2)}
         assert all({"fwhm", "c_crit", "c_loss", "window_octaves"} <= set(r) for r in values["window_table"])
-        assert [set(v) for v in values["saturation_verdicts"]] == [{"claim", "verdict", "evidence"}] * 5
+        assert [set(v) for v in values["saturation_verdicts"]] == [{"claim", "verdict", "evidence"}] * 6
+        assert all(set(r) == {"depth", "width", "c", "step", "movement", "split"} for r in values["movement_table"])
+        assert values["movement_table"] and all(r["movement"] >= 0 for r in values["movement_table"])
     if name == "07_choosing_a_learning_rate":
         rows = values["lr_study_table"]
         assert {r["method"] for r in rows} == {"diagnose", "range-test", "grid"}
@@ -116,6 +118,16 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert values["ordering_power"]["total"] == len(rows)
         assert {(r["depth"], r["width"]) for r in values["averages_observed"]} == {(2, 16), (2, 32), (3, 16), (2, 48)}
         assert set(values["subset_differ"]) == {"c_loss", "c_sharp", "c_max"}
+        networks = {(r["depth"], r["width"]) for r in values["divergence_rule_table"]}
+        assert networks == {(2, 16), (2, 32), (3, 16), (2, 48)}
+        assert values["divergence_rule_n"] == len(rows) and 0 <= values["divergence_rule_changed"] <= len(rows)
+        assert [r["arm"] for r in values["noise_decomposition"]] == [
+            "both vary", "initialization varies (batch order fixed)", "batch order varies (initialization fixed)"]
+    if name == "02_catapult_dynamics":
+        assert [r["c"] for r in values["edge_table"]] == [1.0, 4.0]
+        assert set(values["edge_ratio"]) == {"mean", "min", "max", "c", "from_step"}
+        assert all({"early transient", "intermediate saturation", "progressive sharpening", "edge of stability",
+                    "late_mean"} <= set(r) for r in values["edge_table"])
 
 
 def test_the_convolutional_panel_has_its_own_initializations_data_and_grid():
