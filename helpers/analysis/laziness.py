@@ -13,8 +13,9 @@ STUDY_C_CRIT = 2.0
 
 
 def movement_at_tau(runs: pd.DataFrame, k: float, c_crit: pd.DataFrame) -> pd.DataFrame:
-    """One row per network and c: the step τ (the run's last step if it ends before), the movement there, the split (the network's ``c_crit`` from the table ``c_crit`` with depth, width, c_crit; else
-    :data:`STUDY_C_CRIT`) and whether c lies below it."""
+    """One row per network and c: the step τ (the run's last step if it ends before), the movement there, the split
+    (the network's ``c_crit`` from the table ``c_crit`` with depth, width, c_crit; else :data:`STUDY_C_CRIT`) and
+    whether c lies below it."""
     splits = {(int(r.depth), int(r.width)): float(r.c_crit) for r in c_crit.itertuples() if np.isfinite(r.c_crit)}
     rows = []
     for (depth, width, c), run in runs.groupby(["depth", "width", "c"]):

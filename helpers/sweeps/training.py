@@ -40,7 +40,7 @@ class Policy:
 @dataclass
 class RunState:
     """A chunk of runs during training: their c, η, parameters, which are alive, whose loss and sharpness have
-    risen, the Lanczos warm start, and the records so far."""
+    risen, the Lanczos warm start, the records so far, and (where recorded) how far each has moved from θ₀."""
 
     c: list[float]
     lr: torch.Tensor
@@ -50,6 +50,7 @@ class RunState:
     sharp_risen: list[bool]
     v0: torch.Tensor
     records: list[dict]
+    moved: torch.Tensor | None = None
 
     @classmethod
     def start(cls, c_values: list[float], problem: Problem, init: Initialization) -> RunState:
@@ -136,8 +137,9 @@ def movement(params: list[torch.Tensor], params0: list[torch.Tensor]) -> torch.T
 
 
 def record_step(state: RunState, step: int, losses, batch_losses, dead, was_alive, eig: Eigen | None,
-                measured: list[bool], moved: torch.Tensor | None = None) -> None:
-    """Append one record per run that was alive before ``step`` (with its ``movement`` where ``moved`` is given)."""
+                measured: list[bool]) -> None:
+    """Append one record per run that was alive before ``step`` (with its ``movement`` where ``state.moved`` holds
+    it)."""
     for i, c in enumerate(state.c):
         if not was_alive[i]:
             continue
@@ -146,8 +148,8 @@ def record_step(state: RunState, step: int, losses, batch_losses, dead, was_aliv
                                   sharpness=float(eig.eigenvalue[i]) if ok else math.nan, diverged=bool(dead[i]),
                                   products=eig.n_products if eig is not None else 0,
                                   converged=bool(eig.converged[i]) if ok else False))
-        if moved is not None:
-            state.records[-1]["movement"] = float(moved[i]) if bool(state.alive[i]) else math.nan
+        if state.moved is not None:
+            state.records[-1]["movement"] = float(state.moved[i]) if bool(state.alive[i]) else math.nan
 
 
 def train_chunk(init: Initialization, c_values: list[float], policy: Policy = Policy()) -> tuple[list[dict],
@@ -172,8 +174,8 @@ def train_chunk(init: Initialization, c_values: list[float], policy: Policy = Po
         state.params = _where_alive(state.alive, state.params, problem.params0)
         measured = state.waiting() if policy.sharpness == "until risen" else [True] * len(c_values)
         eig = measure_step(state, problem, init, policy, step)
-        moved = movement(state.params, problem.params0) if config.record_movement else None
-        record_step(state, step, losses, batch_losses, dead, was_alive, eig, measured, moved)
+        state.moved = movement(state.params, problem.params0) if config.record_movement else None
+        record_step(state, step, losses, batch_losses, dead, was_alive, eig, measured)
         if not bool(state.alive.any()):
             break
     for r in state.records:
