@@ -124,6 +124,9 @@ def check_smoke_values(name: str, values: dict) -> None:
         assert [r["arm"] for r in values["noise_decomposition"]] == [
             "both vary", "initialization varies (batch order fixed)", "batch order varies (initialization fixed)"]
     if name == "02_catapult_dynamics":
+        assert set(values["catapult_summary"]) == {"wide", "deep"}
+        assert all({"c_loss", "c_sharp", "c_max", "n_init", "sharp_above_loss"} <= set(v)
+                   for v in values["catapult_summary"].values())
         assert [r["c"] for r in values["edge_table"]] == [1.0, 4.0]
         assert set(values["edge_ratio"]) == {"mean", "min", "max", "c", "from_step"}
         assert all({"early transient", "intermediate saturation", "progressive sharpening", "edge of stability",

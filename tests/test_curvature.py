@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,15 @@ def test_every_product_for_convolutions_equals_the_exact_hessian_of_a_tiny_cnn()
     assert torch.allclose(forward_over_reverse(fn, params)(v), reference, **tol)
     params64, fn64 = _tiny_cnn(torch.float64)
     assert torch.allclose(finite_difference(fn64, params64)(v.double()).float(), reference, **tol)
+
+
+def test_lanczos_marks_a_model_whose_products_overflow_and_finishes_the_others():
+    """A run blowing up (its Hessian-vector products not finite) gets NaN, not a failed eigensolver for the stack."""
+    from helpers.curvature.operators import HessianOperator, lanczos
+
+    d = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    d[1, 0] = float("inf")
+    op = HessianOperator(lambda ps: 0.5 * (d * ps[0] ** 2).sum(), [torch.ones(2, 3)], stacked=True)
+    eig = lanczos(op, tol=1e-6)
+    assert float(eig.eigenvalue[0]) == pytest.approx(3.0, rel=1e-5) and bool(eig.converged[0])
+    assert math.isnan(float(eig.eigenvalue[1])) and not bool(eig.converged[1])

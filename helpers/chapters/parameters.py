@@ -30,7 +30,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         n_monte_carlo=200000, trajectory_widths=[4, 512], trajectory_c=[1.5, 2.5, 3.0, 3.5, 3.9], late_steps=1000,
         chi_c=[0.5, 4.0, 0.05], savgol_window=9, savgol_order=3, ccrit_c_max=3.0, seed=0, check_claims=True),
     "02_catapult_dynamics": dict(
-        **_FCN_DATA, steps=10, wide=[2, 512], deep=[8, 64], c_x_max=7.0, c_x_step=0.5, seed=0, check_claims=True,
+        **_STUDY_FCN, steps=10, wide=[2, 512], deep=[8, 64], c_x_max=7.0, c_x_step=0.1, seeds=[0, 1, 2, 3, 4], seed=0,
+        check_claims=True,
         long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, edge_depth=4, edge_width=64,
         edge_n_train=1024, edge_c=[1.0, 8.0, 12.0], edge_steps=3000, edge_every=25, backend="auto"),
     "03_phase_diagrams": dict(

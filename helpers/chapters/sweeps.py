@@ -32,16 +32,17 @@ def early_grid(p: ChapterParameters) -> dict:
 
 
 def catapult_sweeps(p: ChapterParameters) -> Sweeps:
-    """``02_catapult_dynamics``: a wide-shallow and a deep-narrow network over the c grid, the sharpness measured in
-    every run (the chapter draws them all); one long run (Fig. 1); and full-batch gradient descent on a fixed subset
-    at a few c, long enough to reach the edge of stability (λ^H on the whole subset: the Hessian of the loss it
-    trains on; measured at each of the first T steps, then every ``edge_every``)."""
-    base = fcn_base(p, p.wide[0], p.wide[1], [p.seed], search="scan", **early_grid(p))
+    """``02_catapult_dynamics``: a wide-shallow and a deep-narrow network over the c grid at 03's settings, the
+    sharpness measured in every run of every initialization (the chapter draws ``seed``'s); one long run (Fig. 1);
+    and full-batch gradient descent on a fixed subset at a few c, long enough to reach the edge of stability (λ^H on
+    the whole subset: the Hessian of the loss it trains on; measured at each of the first T steps, then every
+    ``edge_every``)."""
+    base = fcn_base(p, p.wide[0], p.wide[1], p.seeds, search="scan", **early_grid(p))
     measure = (0, *np.unique(np.geomspace(1, p.long_steps, p.long_points).astype(int)).tolist())
     long = base.updated(depth=p.long_depth, width=p.long_width, c_values=[p.long_c], steps=p.long_steps,
-                        measure_at=measure)
+                        measure_at=measure, seeds=[p.seed])
     edge = base.updated(depth=p.edge_depth, width=p.edge_width, n_train=p.edge_n_train, n_sharpness=p.edge_n_train,
-                        batch_size=p.edge_n_train, c_values=p.edge_c, steps=p.edge_steps,
+                        batch_size=p.edge_n_train, c_values=p.edge_c, steps=p.edge_steps, seeds=[p.seed],
                         measure_at=sorted({*range(min(p.steps, p.edge_steps) + 1),
                                            *range(0, p.edge_steps + 1, p.edge_every), p.edge_steps}))
     return {"wide": [base], "deep": [base.with_model(depth=p.deep[0], width=p.deep[1])], "long": [long],

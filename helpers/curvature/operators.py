@@ -8,6 +8,8 @@ axis removed.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -147,11 +149,13 @@ def lanczos(op: HessianOperator, *, v0: torch.Tensor | None = None, tol: float =
         if betas:
             off = torch.stack(betas, dim=1).double()
             T = T + torch.diag_embed(off, offset=1) + torch.diag_embed(off, offset=-1)
-        theta, S = torch.linalg.eigh(T)
-        top, s = theta[:, -1], S[:, :, -1]
+        blown = ~torch.isfinite(T).flatten(1).all(dim=1)  # a model whose products overflowed (a run blowing up)
+        theta, S = torch.linalg.eigh(torch.where(blown.view(-1, 1, 1), torch.zeros_like(T), T))
+        top, s = theta[:, -1].masked_fill(blown, math.nan), S[:, :, -1]
         residual = beta.double() * s[:, -1].abs()
-        converged = residual <= tol * top.abs()
+        converged = (residual <= tol * top.abs()) & ~blown
         done = converged | settled(top) if settled is not None else converged
+        done = done | blown
         if bool(done.all()) or k + 1 == max_iter:
             break
         betas.append(beta)
