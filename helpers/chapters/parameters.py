@@ -31,9 +31,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         chi_c=[0.5, 4.0, 0.05], savgol_window=9, savgol_order=3, ccrit_c_max=3.0, seed=0, check_claims=True),
     "02_catapult_dynamics": dict(
         **_STUDY_FCN, steps=10, wide=[2, 512], deep=[8, 64], c_x_max=7.0, c_x_step=0.1, seeds=[0, 1, 2, 3, 4], seed=0,
-        check_claims=True,
-        long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, edge_depth=4, edge_width=64,
-        edge_n_train=1024, edge_c=[1.0, 8.0, 12.0], edge_steps=3000, edge_every=25, backend="auto"),
+        check_claims=True, long_depth=4, long_width=128, long_c=8.0, long_steps=3000, long_points=40, edge_depth=4,
+        edge_width=64, edge_n_train=1024, edge_c=[1.0, 8.0, 12.0], edge_steps=3000, edge_every=25, backend="auto"),
     "03_phase_diagrams": dict(
         arch="fcn", dataset="fashion-mnist", loss="mse", parameterization="sp", bias=False, batch_size=512, steps=10,
         n_train=5120, n_sharpness=2048, sharpness="lanczos", seeds=list(range(10)), c_x_max=8.0, c_x_step=0.1,

@@ -77,6 +77,11 @@ def stack_size(config: Training, device: torch.device) -> int:
     return config.stack or (1 if device.type == "cpu" else GPU_STACK)
 
 
+def unit_batches(config: Training, n: int, seed: int) -> list[torch.Tensor]:
+    """The seeded batch order of a unit's runs: one index tensor per step, for T steps (or up to the transient cap)."""
+    return batch_order(n, config.batch_size, max(config.steps, config.transient_cap or 0), seed)
+
+
 def run_model(config: Training, model: torch.nn.Module, data: Data, seed: int,
               device: str | torch.device | None = None, loss: Loss | None = None,
               batches: list[torch.Tensor] | None = None, start: Eigen | None = None) -> Unit:
@@ -88,13 +93,13 @@ def run_model(config: Training, model: torch.nn.Module, data: Data, seed: int,
     loss = loss or get_loss(config.loss)
     start = start or initial_sharpness(config, model, data, seed, loss)
     if batches is None:
-        batches = batch_order(len(data), config.batch_size, max(config.steps, config.transient_cap or 0), seed)
+        batches = unit_batches(config, len(data), seed)
     size = stack_size(config, target)
     slices = slice_size(model, data.x[:1], size)  # one slicing for every run of the unit, however many train at once
     init = Initialization(config, model, data, loss, seed, start, [b.to(target) for b in batches], slices)
     records, segments = walk_grid(config, functools.partial(train_chunk, init), size)
-    columns = list(RUN_COLUMNS) + (["movement"] if config.record_movement else [])
-    runs = pd.DataFrame.from_records(records, columns=columns).sort_values(["c", "step"], ignore_index=True)
+    run_columns = list(RUN_COLUMNS) + (["movement"] if config.record_movement else [])
+    runs = pd.DataFrame.from_records(records, columns=run_columns).sort_values(["c", "step"], ignore_index=True)
     columns = list(INTERPOLATION_COLUMNS) + (["end_step"] if config.transient_cap is not None else [])
     segment_table = pd.DataFrame.from_records(segments, columns=columns)
     return Unit(runs, segment_table.sort_values(["c", "tau"], ignore_index=True))
@@ -112,8 +117,7 @@ def run_unit(config: SweepConfig, seed: int, data: Data, device: str | torch.dev
                         reference_x=data.x[: config.n_sharpness])
     measure = lambda: initial_sharpness(config.training, model, data, init)  # noqa: E731 -- one θ₀, one λ^H_0
     start = cache.get(start_key(config, init, target), measure) if cache is not None else measure()
-    batches = None if config.batch_seed is None else batch_order(
-        len(data), config.batch_size, max(config.steps, config.transient_cap or 0), config.batch_seed)
+    batches = None if config.batch_seed is None else unit_batches(config.training, len(data), config.batch_seed)
     return run_model(config.training, model, data, seed, target, start=start, batches=batches)
 
 

@@ -80,6 +80,13 @@ def earlier_divergence_rule(runs: pd.DataFrame, config: SweepConfig) -> bool:
     return bool((marked & np.isfinite(batch) & (batch <= config.diverge_loss)).any())
 
 
+def _unit_blobs(folder: Path, seed: int, config: SweepConfig) -> dict[str, bytes]:
+    """The bytes of a unit's files in ``folder``, by name: its runs, and its interpolated losses where the sweep
+    measures them."""
+    names = [f"seed-{seed}.csv.gz"] + ([f"seed-{seed}.interpolation.csv.gz"] if config.interpolation_points else [])
+    return {name: (folder / name).read_bytes() for name in names}
+
+
 def _decode(blob: bytes) -> pd.DataFrame:
     table = pd.read_csv(io.BytesIO(gzip.decompress(blob)))
     for name in FLOAT32_COLUMNS:
@@ -131,35 +138,27 @@ class ResultsStore:
     def _read(self, config: SweepConfig, seed: int) -> Unit | None:
         for root in [self.root] + ([self.shipped] if self.shipped else []):
             folder = root / folder_name(config)
-            path, extra = folder / f"seed-{seed}.csv.gz", folder / f"seed-{seed}.interpolation.csv.gz"
+            path = folder / f"seed-{seed}.csv.gz"
             if not path.exists():
                 continue
             try:
-                blobs = {path.name: path.read_bytes()}
-                if config.interpolation_points:
-                    blobs[extra.name] = extra.read_bytes()
+                blobs = _unit_blobs(folder, seed, config)
                 verify(folder / f"seed-{seed}.sha256", blobs)
                 runs = _decode(blobs[path.name])
-                interpolation = (_decode(blobs[extra.name]) if config.interpolation_points else
-                                 pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
+                interpolation = (_decode(blobs[f"seed-{seed}.interpolation.csv.gz"]) if config.interpolation_points
+                                 else pd.DataFrame(columns=list(INTERPOLATION_COLUMNS)))
             except DAMAGED as err:
-                self._report_damaged(path, err, local=root == self.root)
-                if root == self.root:
-                    self._discard_if_possible(config, seed)
-                continue
-            if earlier_divergence_rule(runs, config):
-                self._report(f"{path} was computed under the measurement-set divergence rule (helpers < 0.7), "
-                             "not the study's; it will be computed again")
-                if root == self.root:
-                    self._discard_if_possible(config, seed)
-                continue
-            return Unit(runs, interpolation)
+                problem = f"is damaged ({type(err).__name__}: {err})"
+            else:
+                if not earlier_divergence_rule(runs, config):
+                    return Unit(runs, interpolation)
+                problem = "was computed under the measurement-set divergence rule (helpers < 0.7), not the study's"
+            local = root == self.root
+            where = "" if local else " (shipped; it stays as it is, and the new unit goes to the local store)"
+            self._report(f"{path} {problem}{where}; it will be computed again")
+            if local:
+                self._discard_if_possible(config, seed)
         return None
-
-    @classmethod
-    def _report_damaged(cls, path: Path, err: Exception, local: bool) -> None:
-        where = "" if local else " (shipped; it stays as it is, and the new unit goes to the local store)"
-        cls._report(f"{path} is damaged ({type(err).__name__}: {err}){where}; it will be computed again")
 
     @staticmethod
     def _report(message: str) -> None:
@@ -171,8 +170,8 @@ class ResultsStore:
             self.discard(config, seed)
 
     def is_stored(self, config: SweepConfig, seed: int) -> bool:
-        """Whether the unit is stored and intact; a damaged one is reported with a warning and deleted, so that it is
-        computed again."""
+        """Whether the unit is stored and intact; a damaged one (or one stored under the earlier divergence rule) is
+        reported on stderr and deleted, so that it is computed again."""
         return self._read(config, seed) is not None
 
     def load(self, config: SweepConfig, seed: int) -> Unit | None:
@@ -204,16 +203,16 @@ class ResultsStore:
         return self.unit_path(config, seed)
 
     def _intact(self, config: SweepConfig, seed: int) -> bool:
-        """Whether the local store holds the whole unit already (another writer stored it first)."""
-        runs, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
-        if not runs.exists():
+        """Whether the local store holds the whole unit already, checksums included (another writer stored it
+        first)."""
+        listing = self.checksum_path(config, seed)
+        if not listing.exists():
             return False
-        blobs = {runs.name: runs.read_bytes()} | ({extra.name: extra.read_bytes()} if extra.exists() else {})
         try:
-            verify(self.checksum_path(config, seed), blobs)
-        except ChecksumMismatch:
+            verify(listing, _unit_blobs(self.folder(config), seed, config))
+        except (OSError, ChecksumMismatch):
             return False
-        return self.checksum_path(config, seed).exists()
+        return True
 
     def _write(self, config: SweepConfig, seed: int, unit: Unit) -> None:
         runs, extra = self.unit_path(config, seed), self.interpolation_path(config, seed)
