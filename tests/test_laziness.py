@@ -31,6 +31,7 @@ def test_the_lazy_verdict_compares_every_c_below_with_every_c_above():
                                  below=[True, True, False, False]))
     assert lazy_verdict(table([0.01, 0.02], [0.05, 0.2]))["verdict"] == "reproduced"
     assert lazy_verdict(table([0.01, 0.06], [0.05, 0.2]))["verdict"] == "not reproduced"  # the ranges overlap
+    assert lazy_verdict(table([0.01, 0.05], [0.05, 0.2]))["verdict"] == "not reproduced"  # a tie is not "less"
     two = pd.concat([table([0.01, 0.02], [0.05, 0.2]), table([0.01, 0.06], [0.05, 0.2]).assign(width=256)])
     assert lazy_verdict(two)["verdict"] == "mixed"
     assert lazy_verdict(table([0.01, 0.02], [0.05, 0.2]).iloc[:2])["evidence"].startswith("no network")
